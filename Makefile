@@ -1,0 +1,36 @@
+# The two commands of the README, and the setup they share. Everything the project needs is
+# installed from here, so a fresh machine needs nothing by hand but python3 (3.11+) and make.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+REPORT ?= reports/demo
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(STAMP)
+
+## The main job against the built-in virtual NanoPi M6; writes $(REPORT)/report.html.
+demo: setup
+	$(VENV)/bin/pytest --board nanopi-m6 --bench sim -m bootloader --report-dir $(REPORT) tests/gates
+
+## The whole test suite (what CI runs).
+test: setup lint
+	$(VENV)/bin/pytest --report-dir reports/tests tests; status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
+	  exit $$status
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(PY) benchmarks/console_throughput.py
+	$(PY) benchmarks/console_throughput.py --mode expect-scaling
+
+clean:
+	rm -rf $(VENV) reports

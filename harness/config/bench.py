@@ -1,0 +1,117 @@
+"""Bench file: how one physical unit is wired at one site.
+
+A board profile is true of every NanoPi M6; a bench is true of the one on this desk: which
+serial adapter, which relay channel, how much RAM this SKU has, which environment variables
+hold its secrets. `sim` and `qemu` are built-in benches, so no file is needed for them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+
+from harness.config.profile import Strict
+from harness.config.yamlfile import load_model
+from harness.errors import ConfigError
+
+BUILT_IN_BENCHES = ("sim",)
+
+
+class SerialSpec(Strict):
+    """Exactly one of `url` (a pyserial URL or device path) or `udev` (properties to match)."""
+
+    url: str | None = None
+    udev: dict[str, str] | None = None
+    reappear_timeout_s: PositiveFloat = 10.0
+
+    @model_validator(mode="after")
+    def _one_way_to_find_it(self) -> SerialSpec:
+        if (self.url is None) == (self.udev is None):
+            raise ValueError("give exactly one of 'url' (e.g. /dev/ttyUSB0, rfc2217://host:4001) "
+                             "or 'udev' (e.g. {ID_PATH: pci-0000:00:14.0-usb-0:2:1.0})")
+        return self
+
+
+class RelaySpec(Strict):
+    kind: Literal["sim", "manual", "lcus", "usbrelay-hid", "numato", "tasmota", "shelly", "gpio"]
+    port: str | None = None
+    channel: int = Field(default=1, ge=0)
+    invert: bool = False
+    off_time_s: PositiveFloat = 2.0
+
+
+class SdMuxSpec(Strict):
+    kind: Literal["usbsdmux", "sdwire"]
+    control: str
+    card_udev: dict[str, str] = {}
+
+
+class NetworkSpec(Strict):
+    address: str
+
+
+class SimSpec(Strict):
+    """Settings of the built-in virtual board: how fast it runs and what goes wrong with it."""
+
+    time_scale: PositiveFloat = 0.05
+    faults: list[str] = []
+    image: str | None = None
+
+
+class Bench(Strict):
+    name: str
+    kind: Literal["hardware", "sim"] = "hardware"
+    board: str | None = None
+    serial: SerialSpec | None = None
+    power: RelaySpec | None = None
+    maskrom: RelaySpec | None = None
+    sdmux: SdMuxSpec | None = None
+    network: NetworkSpec | None = None
+    ram_mb: PositiveInt | None = Field(default=None, description="this unit's RAM, as DDR init sums it")
+    secrets: dict[str, str] = Field(default={}, description="secret name -> environment variable name")
+    sim: SimSpec | None = None
+
+    @model_validator(mode="after")
+    def _kind_matches_parts(self) -> Bench:
+        if self.kind == "hardware" and self.serial is None:
+            raise ValueError("a hardware bench needs a 'serial' section saying where its console is")
+        if self.kind == "sim" and self.sim is None:
+            return self.model_copy(update={"sim": SimSpec()})
+        return self
+
+    @property
+    def is_virtual(self) -> bool:
+        return self.kind != "hardware"
+
+    def secret(self, name: str) -> str:
+        """Read a secret from the environment variable the bench names; never from the file."""
+        variable = self.secrets.get(name)
+        if variable is None:
+            raise ConfigError(f"bench '{self.name}' has no secret '{name}': add secrets.{name}: ENV_VAR_NAME")
+        value = os.environ.get(variable)
+        if not value:
+            raise ConfigError(f"secret '{name}' of bench '{self.name}' is not set: export {variable}")
+        return value
+
+
+def builtin_bench(name: str) -> Bench:
+    if name == "sim":
+        return Bench(name="sim", kind="sim", ram_mb=8192, sim=SimSpec())
+    raise KeyError(name)
+
+
+def load_bench(name_or_path: str, directory: Path) -> Bench:
+    """A built-in name, a file in `benches/`, or a path to a bench file."""
+    if name_or_path in BUILT_IN_BENCHES:
+        return builtin_bench(name_or_path)
+    candidate = Path(name_or_path)
+    if candidate.suffix not in (".yaml", ".yml"):
+        candidate = directory / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        files = sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
+        known = ", ".join([*BUILT_IN_BENCHES, *files])
+        raise ConfigError(f"unknown bench '{name_or_path}': no file {candidate}. Known benches: {known}")
+    return load_model(candidate, Bench, what="bench file")

@@ -1,0 +1,148 @@
+"""Board profile: what is true of every unit of one board model, validated on load.
+
+Everything a gate compares against comes from here, so adding a board is writing a YAML file,
+not a code branch. Unknown keys are rejected so a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+from harness.config.yamlfile import load_model
+from harness.errors import ConfigError
+
+STAGES: tuple[str, ...] = (
+    "off", "ddr", "spl", "u-boot", "kernel", "talos-maintenance", "talos-running", "joined",
+)
+Stage = Literal["off", "ddr", "spl", "u-boot", "kernel", "talos-maintenance", "talos-running", "joined"]
+
+
+def stage_index(stage: str) -> int:
+    return STAGES.index(stage)
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc})") from exc
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsolePort(Strict):
+    baud: PositiveInt
+
+
+class KernelConsole(ConsolePort):
+    device: str = Field(pattern=r"^tty\w+$")
+
+
+class ConsoleSpec(Strict):
+    firmware: ConsolePort
+    kernel: KernelConsole
+    char_delay_ms: float = Field(ge=0, le=1000)
+
+    @property
+    def kernel_arg(self) -> str:
+        """The `console=` argument the kernel must be given to keep printing on this UART."""
+        return f"console={self.kernel.device},{self.kernel.baud}n8"
+
+
+class DdrSpec(Strict):
+    type: Literal["LPDDR5", "LPDDR4X", "LPDDR4", "DDR4"]
+    mhz: PositiveInt
+    blob: str | None = None
+
+
+class MmcController(Strict):
+    index: int = Field(ge=0)
+    controller: str
+    kind: Literal["sd", "emmc"]
+
+
+class Autoboot(Strict):
+    name: str
+    pattern: Regex
+
+
+class UBootSpec(Strict):
+    banner: Regex
+    prompt: str = Field(min_length=1)
+    autoboot: list[Autoboot] = Field(min_length=1)
+    interrupt: str = Field(min_length=1)
+    interrupt_every_ms: PositiveInt = 50
+    mmc: list[MmcController] = []
+
+
+class KernelSpec(Strict):
+    model: str
+
+
+class EthernetSpec(Strict):
+    device: str
+
+
+class BadPattern(Strict):
+    """A line that must not appear once the board has reached `from_stage`."""
+
+    name: str
+    pattern: Regex
+    from_stage: Stage = "off"
+
+
+class BoardProfile(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str
+    soc: str
+    console: ConsoleSpec
+    ddr: DdrSpec | None
+    stage_markers: dict[Stage, Regex] = Field(
+        description="the first line of each stage; the session records when each arrived")
+    uboot: UBootSpec
+    kernel: KernelSpec
+    ethernet: EthernetSpec | None
+    timeouts: dict[Stage, PositiveFloat]
+    bad_patterns: list[BadPattern] = []
+
+    def timeout(self, stage: str) -> float:
+        return self.timeouts.get(stage, 60.0)  # type: ignore[call-overload]
+
+    def mmc(self, kind: str) -> MmcController | None:
+        return next((m for m in self.uboot.mmc if m.kind == kind), None)
+
+
+def boards_dir(root: Path | None = None) -> Path:
+    """Profiles live beside the package in a checkout; a project root may bring its own."""
+    if root is not None and (root / "boards").is_dir():
+        return root / "boards"
+    return Path(__file__).resolve().parents[2] / "boards"
+
+
+def known_boards(directory: Path) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str, directory: Path) -> BoardProfile:
+    """Load `boards/NAME.yaml` (or a path); unknown names list the boards that exist."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        path = candidate
+    else:
+        path = directory / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = ", ".join(known_boards(directory)) or "none"
+            raise ConfigError(
+                f"unknown board '{name_or_path}': no {path}. Known boards: {known}. "
+                f"Pass one of them to --board, or add {directory}/{name_or_path}.yaml")
+    return load_model(path, BoardProfile, what="board profile")

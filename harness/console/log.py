@@ -1,0 +1,100 @@
+"""The console's files: raw bytes exactly as received, and a cleaned log with a time per line.
+
+`console.raw` is what `hil log analyze` and any other tool should read (nothing is lost or
+changed); `console.raw.idx` maps byte offsets to arrival times; `console.log` is for people and for
+the report: cleaned text, each line prefixed with seconds since the console was opened.
+Every chunk is flushed to the OS at once, so an interrupted or crashed run keeps all it saw.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+EVENT_PREFIX = "[hil] "
+
+
+class ConsoleLog:
+    def __init__(self, directory: Path, name: str = "console") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.raw_path = directory / f"{name}.raw"
+        self.log_path = directory / f"{name}.log"
+        self.started = time.monotonic()
+        self._raw = self.raw_path.open("ab")
+        self._idx = (directory / f"{name}.raw.idx").open("a", encoding="utf-8")
+        self._log: TextIO = self.log_path.open("a", encoding="utf-8", errors="replace", newline="\n")
+        self._idx.write(f"# opened {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; columns: byte offset, seconds\n")
+        self._at_line_start = True
+        self._lock = threading.Lock()  # the reader thread writes chunks, the session writes events
+
+    def seconds(self, moment: float | None = None) -> float:
+        return (time.monotonic() if moment is None else moment) - self.started
+
+    def write(self, raw: bytes, text: str, arrived: float) -> None:
+        stamp = f"[{self.seconds(arrived):10.6f}] "
+        with self._lock:
+            self._idx.write(f"{self._raw.tell()}\t{self.seconds(arrived):.6f}\n")
+            self._raw.write(raw)
+            self._raw.flush()
+            self._write_text(text, stamp)
+            self._idx.flush()
+
+    def _write_text(self, text: str, stamp: str) -> None:
+        if not text:
+            return
+        lines = text.split("\n")
+        out = []
+        for i, line in enumerate(lines):
+            if self._at_line_start and (line or i < len(lines) - 1):
+                out.append(stamp)
+                self._at_line_start = False
+            out.append(line)
+            if i < len(lines) - 1:
+                out.append("\n")
+                self._at_line_start = True
+        self._log.write("".join(out))
+        self._log.flush()
+
+    def event(self, message: str) -> None:
+        """A harness event (port lost, power switched) in the people's log, never in the raw bytes."""
+        with self._lock:
+            prefix = "" if self._at_line_start else "\n"
+            self._log.write(f"{prefix}[{self.seconds():10.6f}] {EVENT_PREFIX}{message}\n")
+            self._log.flush()
+            self._at_line_start = True
+
+    def position(self) -> int:
+        """Where the people's log ends now; two positions bound a gate's console excerpt."""
+        with self._lock:
+            self._log.flush()
+            return self._log.tell()
+
+    def raw_size(self) -> int:
+        with self._lock:
+            return self._raw.tell() if not self._raw.closed else self.raw_path.stat().st_size
+
+    def raw_bytes(self, start: int, end: int | None = None) -> bytes:
+        with self._lock:
+            if not self._raw.closed:
+                self._raw.flush()
+        with self.raw_path.open("rb") as f:
+            f.seek(start)
+            return f.read((end - start) if end is not None else -1)
+
+    def excerpt(self, start: int, end: int | None = None, limit: int = 512 * 1024) -> str:
+        with self._lock:
+            self._log.flush()
+        with self.log_path.open("rb") as f:
+            f.seek(start)
+            data = f.read((end - start) if end is not None else -1)
+        if len(data) > limit:
+            data = b"[... %d bytes before this are in console.log ...]\n" % (len(data) - limit) + data[-limit:]
+        return data.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        with self._lock:
+            for f in (self._raw, self._idx, self._log):
+                if not f.closed:
+                    f.close()

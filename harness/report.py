@@ -1,0 +1,108 @@
+"""Report integration: pytest-html header, per-gate console excerpts, the boot timeline.
+
+`--report-dir DIR` turns on pytest-html with a self-contained `DIR/report.html` and puts the
+console logs beside it, so the directory is the whole record of a run and can be attached to a
+release as it is. pytest-html writes its file in `pytest_sessionfinish`, which pytest runs on
+Ctrl-C too, and the console log is flushed per chunk, so an interrupted run keeps both.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from harness.rig import describe_bench
+
+if TYPE_CHECKING:
+    from harness.plugin import HarnessState
+    from harness.session import BringUpSession
+
+_start_key = pytest.StashKey[int]()
+EXCERPT_LIMIT = 64 * 1024
+
+
+def configure(config: pytest.Config, state: HarnessState) -> None:
+    if state.report_dir is None:
+        return
+    state.report_dir.mkdir(parents=True, exist_ok=True)
+    if not getattr(config.option, "htmlpath", None):
+        config.option.htmlpath = str(state.report_dir / "report.html")
+    config.option.self_contained_html = True
+    config.pluginmanager.register(_HtmlHooks(state), "talos-harness-html")
+
+
+def mark_start(item: pytest.Item, session: BringUpSession | None) -> None:
+    if session is not None:
+        item.stash[_start_key] = session.console.log.position()
+
+
+def attach_console(item: pytest.Item, rep: pytest.TestReport, session: BringUpSession | None) -> None:
+    """Give each gate the console lines printed while it ran (setup included)."""
+    if session is None or rep.when == "teardown" or (rep.when == "setup" and rep.passed):
+        return
+    start = item.stash.get(_start_key, 0)
+    excerpt = session.console.log.excerpt(start, limit=EXCERPT_LIMIT)
+    if not excerpt.strip():
+        return
+    try:
+        from pytest_html import extras
+    except ImportError:  # pragma: no cover - pytest-html is a dependency
+        return
+    rep.extras = [*getattr(rep, "extras", []), extras.text(excerpt, name="console")]
+    rep.sections.append(("board", session.describe()))
+
+
+class _HtmlHooks:
+    """pytest-html hooks, registered only when a report is written."""
+
+    def __init__(self, state: HarnessState) -> None:
+        self.state = state
+
+    def _header(self) -> dict[str, str]:
+        state = self.state
+        if state.profile is None or state.bench is None:
+            return {"Board": "none (gates skipped: no --board)"}
+        return {
+            "Board": f"{state.profile.name} ({state.profile.description})",
+            "Bench": state.bench.name,
+            "Hardware": describe_bench(state.bench),
+            "Image": state.image or "as on the board's storage",
+        }
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        board = self.state.profile.name if self.state.profile else "no board"
+        report.title = f"Talos bring-up: {board}"
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:  # pragma: no cover
+            return
+        session.config.stash[metadata_key].update(self._header())
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        header = self._header()
+        prefix.append("<p>" + " &middot; ".join(
+            f"<b>{html.escape(k)}:</b> {html.escape(v)}" for k, v in header.items()) + "</p>")
+        session = self.state.session
+        if session is None:
+            return
+        prefix.append(f"<p><b>Power-ons:</b> {session.power_ons} &middot; "
+                      '<b>Console log:</b> <a href="console.log">console.log</a> '
+                      '(raw bytes: <a href="console.raw">console.raw</a>)</p>')
+        prefix.append(timeline_html(session))
+
+
+def timeline_html(session: BringUpSession) -> str:
+    """The boot timeline: when each stage marker arrived, per power-on."""
+    if not session.timeline:
+        return "<p><b>Boot timeline:</b> no stage marker seen</p>"
+    rows = "".join(
+        f"<tr><td>{e.power_on}</td><td>{html.escape(e.stage)}</td><td>{e.seconds:.3f}</td>"
+        f"<td><code>{html.escape(e.line)}</code></td></tr>" for e in session.timeline)
+    return ("<h3>Boot timeline</h3><table class='timeline'><tr><th>power-on</th><th>stage</th>"
+            f"<th>seconds after power-on</th><th>marker</th></tr>{rows}</table>")

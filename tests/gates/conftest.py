@@ -1,0 +1,25 @@
+"""Fixtures the gates share: each asks the bring-up session for the stage it needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config.bench import Bench
+from harness.errors import ConfigError
+from harness.session import BringUpSession
+from harness.uboot import UBoot
+
+
+@pytest.fixture
+def uboot(bring_up_session: BringUpSession) -> UBoot:
+    """The board held at the U-Boot prompt (autoboot interrupted)."""
+    return bring_up_session.uboot_prompt()
+
+
+@pytest.fixture
+def unit_ram_mb(bench: Bench) -> int:
+    """This unit's RAM: a fact of the bench (the SKU on the desk), not of the board model."""
+    if bench.ram_mb is None:
+        raise ConfigError(f"bench '{bench.name}' does not say how much RAM this unit has: add ram_mb: "
+                          "(4096, 8192, 16384 or 32768 for a NanoPi M6)")
+    return bench.ram_mb
