@@ -30,7 +30,7 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path) -> Iterator[Bri
     with contextlib.ExitStack() as stack:
         if bench.kind == "sim":
             assert bench.sim is not None
-            board = VirtualBoard(load_transcript(profile.name), ram_mb=bench.ram_mb or 8192,
+            board = VirtualBoard(load_transcript(profile.name, bench.sim.transcript), ram_mb=bench.ram_mb or 8192,
                                  time_scale=bench.sim.time_scale)
             stack.callback(board.close)
             url: str = board.pty_path

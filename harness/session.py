@@ -126,8 +126,8 @@ class BringUpSession:
             return
         if self.console.bytes_received == 0 or (self.stage == "off" and self.boot_capture().strip() == ""):
             raise BenchError(
-                f"nothing at all on the console {waited:.1f} s after power-on: check the board's power "
-                f"(relay {self.power.description}) and the UART wiring (TX/RX/GND, "
+                f"nothing at all on the console {waited:.1f} s after power-on (expected stage {waiting_for}): "
+                f"check the board's power ({self.power.description}) and the UART wiring (TX/RX/GND, "
                 f"{self.profile.console.firmware.baud} baud)")
         raise ConsoleTimeout(
             f"stage {waiting_for} not reached: no {waiting_for} marker within its {limit:g} s timeout "

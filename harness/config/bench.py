@@ -59,6 +59,7 @@ class SimSpec(Strict):
     time_scale: PositiveFloat = 0.05
     faults: list[str] = []
     image: str | None = None
+    transcript: str | None = Field(default=None, description="transcript file to play instead of the board's own")
 
 
 class Bench(Strict):
@@ -114,4 +115,9 @@ def load_bench(name_or_path: str, directory: Path) -> Bench:
         files = sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
         known = ", ".join([*BUILT_IN_BENCHES, *files])
         raise ConfigError(f"unknown bench '{name_or_path}': no file {candidate}. Known benches: {known}")
-    return load_model(candidate, Bench, what="bench file")
+    bench = load_model(candidate, Bench, what="bench file")
+    if bench.sim is not None and bench.sim.transcript is not None:
+        # Paths in a bench file are relative to the file, so a bench and its transcript travel together.
+        transcript = (candidate.parent / bench.sim.transcript).resolve()
+        bench = bench.model_copy(update={"sim": bench.sim.model_copy(update={"transcript": str(transcript)})})
+    return bench

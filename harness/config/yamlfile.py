@@ -43,7 +43,8 @@ def _describe(error: dict[str, Any]) -> str:
         return "unknown key (not in the schema); remove it or check its spelling"
     if kind == "missing":
         return "required key is missing"
-    return error["msg"][0].lower() + error["msg"][1:]
+    message = error["msg"].removeprefix("Value error, ")
+    return message[0].lower() + message[1:]
 
 
 def load_model(path: Path, model: type[Model], *, what: str) -> Model:

@@ -43,6 +43,7 @@ def transcripts_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "fixtures" / "transcripts"
 
 
-def load_transcript(board: str, directory: Path | None = None) -> Transcript:
-    path = (directory or transcripts_dir()) / f"{board}.yaml"
-    return load_model(path, Transcript, what="virtual board transcript")
+def load_transcript(board: str, path: str | Path | None = None) -> Transcript:
+    """The board's own transcript, or the file a bench names instead."""
+    source = Path(path) if path is not None else transcripts_dir() / f"{board}.yaml"
+    return load_model(source, Transcript, what="virtual board transcript")

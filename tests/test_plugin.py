@@ -1,0 +1,109 @@
+"""The plugin end to end: a child pytest runs the gates against the virtual board, as users do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import GATES, ROOT, read_report
+
+M6 = (ROOT / "boards" / "nanopi-m6.yaml").read_text()
+
+
+def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
+    result, report_dir = run_gates("--board", "nanopi-m6", "--bench", "sim", "-m", "bootloader")
+    result.assert_outcomes(passed=2)
+    report = read_report(report_dir / "report.html")
+    assert report["environment"]["Board"].startswith("nanopi-m6")
+    assert report["environment"]["Hardware"] == "virtual board"
+    assert report["environment"]["Bench"] == "sim"
+    ddr = report["tests"]["tests/gates/test_bootloader.py::test_ddr_init"][0]
+    excerpts = [e["text"] for e in ddr["extras"] if e["name"] == "console"]
+    boot01 = report["tests"]["tests/gates/test_bootloader.py::test_uboot_prompt_after_power_on"][0]
+    first = next(e["text"] for e in boot01["extras"] if e["name"] == "console")
+    assert "LPDDR5, 2400MHz" in first and "=> version" in first, "BOOT-01's excerpt is the boot it drove"
+    assert excerpts == [] or "power on" not in excerpts[0], "BOOT-02 shares BOOT-01's boot"
+    assert "Power-ons:</b> 1" in report["html"]
+    assert "Boot timeline" in report["html"]
+    log = (report_dir / "console.log").read_text()
+    assert "channel[3] BW=16" in log and "[hil] power on (#1)" in log
+    assert (report_dir / "console.raw").read_bytes().count(b"\r\n") > 50, "raw log keeps the bytes as sent"
+
+
+def test_gates_without_board_are_skipped_with_one_clear_reason(run_gates) -> None:
+    result, _ = run_gates("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*2 gate(s) skipped: needs a board: pass --board NAME (known: nanopi-m6, rpi5-cm5*"])
+
+
+def test_unknown_board_is_a_usage_error_listing_boards(run_gates) -> None:
+    result, _ = run_gates("--board", "nanopi-m7")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*unknown board 'nanopi-m7'*Known boards: nanopi-m6, rpi5-cm5*"])
+
+
+def test_invalid_board_yaml_stops_the_run_naming_file_line_and_key(run_gates, tmp_path: Path) -> None:
+    profile = tmp_path / "nanopi-m6.yaml"
+    profile.write_text(M6.replace("ttyS2, baud: 1500000}", "ttyS2, baud: fast}"))
+    result, _ = run_gates("--board", str(profile))
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"*{profile}:*: key 'console.kernel.baud'*integer*"])
+
+
+def test_wrong_ddr_clock_fails_boot02_with_the_line_seen(run_gates, tmp_path: Path) -> None:
+    transcript = (ROOT / "fixtures" / "transcripts" / "nanopi-m6.yaml").read_text()
+    (tmp_path / "slow-ddr.yaml").write_text(transcript.replace("ddr_mhz: 2400", "ddr_mhz: 2112"))
+    bench = tmp_path / "sim-slow-ddr.yaml"
+    bench.write_text("name: sim-slow-ddr\nkind: sim\nram_mb: 8192\nsim: {transcript: slow-ddr.yaml}\n")
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench))
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*DDR init reports 'LPDDR5, 2112MHz'; the profile expects LPDDR5, 2400MHz*"])
+
+
+def test_ram_size_is_checked_against_the_bench_unit(run_gates, tmp_path: Path) -> None:
+    bench = tmp_path / "sim-16g.yaml"
+    bench.write_text("name: sim-16g\nkind: sim\nram_mb: 16384\n")
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench))
+    result.assert_outcomes(passed=2)
+    bench.write_text("name: sim-16g\nkind: sim\n")
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench))
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*does not say how much RAM this unit has: add ram_mb*"])
+
+
+def _quick_profile(tmp_path: Path, ddr_timeout: int) -> Path:
+    profile = tmp_path / "nanopi-m6.yaml"
+    profile.write_text(M6.replace("  ddr: 5\n", f"  ddr: {ddr_timeout}\n"))
+    return profile
+
+
+def test_a_silent_board_is_a_bench_error_naming_the_expected_stage(run_gates, tmp_path: Path) -> None:
+    silent = ROOT / "fixtures" / "benches" / "sim-silent.yaml"
+    result, report_dir = run_gates("--board", str(_quick_profile(tmp_path, 1)), "--bench", str(silent), "-x")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*nothing at all on the console*expected stage ddr*check the board's power*"])
+    assert "[hil] power on (#1)" in (report_dir / "console.log").read_text()
+
+
+def test_ctrl_c_mid_run_still_writes_console_log_and_report(tmp_path: Path) -> None:
+    silent = ROOT / "fixtures" / "benches" / "sim-silent.yaml"
+    report_dir = tmp_path / "report"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--board", str(_quick_profile(tmp_path, 60)),
+         "--bench", str(silent), "--report-dir", str(report_dir), str(GATES)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    log = report_dir / "console.log"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "power on" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 2, output.decode()  # pytest's "interrupted"
+    assert b"KeyboardInterrupt" in output
+    assert "[hil] power on (#1)" in log.read_text()
+    assert "[hil] console closed" in log.read_text(), "the session was torn down cleanly"
+    assert (report_dir / "report.html").is_file(), "pytest-html wrote the report of the interrupted run"
