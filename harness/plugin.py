@@ -18,6 +18,7 @@ from harness.config.profile import BoardProfile, boards_dir, known_boards, load_
 from harness.errors import ConfigError
 from harness.rig import bring_up
 from harness.session import BringUpSession
+from harness.sim.faults import validate_faults
 
 PHASES = {
     "environment": "roadmap phase 1: build toolchain, UART, flashing",
@@ -60,6 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench", default="sim", metavar="NAME|PATH",
                     help="bench: 'sim' (built-in virtual board), a file in benches/, or a path (default: sim)")
     group.addoption("--image", default=None, metavar="PATH", help="disk image the bench flashes or boots")
+    group.addoption("--sim-fault", action="append", default=[], metavar="NAME",
+                    help="make the virtual board misbehave (repeatable); `hil sim --list-faults` lists them")
     group.addoption("--report-dir", default=None, metavar="DIR",
                     help="write report.html (self-contained) and the console logs to DIR")
 
@@ -74,10 +77,21 @@ def pytest_configure(config: pytest.Config) -> None:
     if state.board_name is not None:
         try:
             state.profile = load_profile(state.board_name, state.boards_dir)
-            state.bench = load_bench(state.bench_name, state.root / "benches")
+            state.bench = _with_faults(load_bench(state.bench_name, state.root / "benches"),
+                                       config.getoption("sim_fault"))
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     report.configure(config, state)
+
+
+def _with_faults(bench: Bench, faults: list[str]) -> Bench:
+    """Faults from the command line join the bench's own; the bench then records what really ran."""
+    if not faults:
+        return bench
+    if bench.sim is None:
+        raise ConfigError(f"--sim-fault works only on a virtual board; bench '{bench.name}' is {bench.kind}")
+    merged = list(validate_faults([*bench.sim.faults, *faults]))
+    return bench.model_copy(update={"sim": bench.sim.model_copy(update={"faults": merged})})
 
 
 def _state(config: pytest.Config) -> HarnessState:
@@ -125,7 +139,7 @@ def bench(pytestconfig: pytest.Config, board_profile: BoardProfile) -> Bench:
 def bring_up_session(pytestconfig: pytest.Config, board_profile: BoardProfile,
                      bench: Bench) -> Iterator[BringUpSession]:
     state = _state(pytestconfig)
-    with bring_up(board_profile, bench, state.log_dir) as session:
+    with bring_up(board_profile, bench, state.log_dir, image=state.image) as session:
         state.session = session
         yield session
 

@@ -69,6 +69,8 @@ class _HtmlHooks:
             "Bench": state.bench.name,
             "Hardware": describe_bench(state.bench),
             "Image": state.image or "as on the board's storage",
+            **({"Faults injected": ", ".join(state.bench.sim.faults)} if state.bench.sim and state.bench.sim.faults
+               else {}),
         }
 
     @pytest.hookimpl(optionalhook=True)

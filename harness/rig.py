@@ -1,22 +1,28 @@
 """Assemble what a bench file describes into live parts: console, power switch, virtual board.
 
 This is the only place that knows whether the far side is real; everything above gets a
-`BringUpSession` and cannot tell.
+`BringUpSession` and cannot tell. The virtual board is wired like a real one: its console is a
+tty found again by identity when it re-enumerates, and its power goes through an LCUS relay
+double on its own pty, driven by the real relay driver.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.config.bench import Bench
 from harness.config.profile import BoardProfile
 from harness.console.console import Console
 from harness.errors import BenchError, ConfigError
-from harness.power.sim import VirtualBoardPower
+from harness.image.synthetic import make_talos_like_image
+from harness.power.base import PowerSwitch
+from harness.power.lcus import LcusRelay
 from harness.session import BringUpSession
 from harness.sim.board import VirtualBoard
+from harness.sim.relay import LcusRelayDouble
 from harness.sim.transcript import load_transcript
 
 
@@ -25,16 +31,16 @@ def describe_bench(bench: Bench) -> str:
 
 
 @contextlib.contextmanager
-def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path) -> Iterator[BringUpSession]:
+def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
+             image: str | None = None) -> Iterator[BringUpSession]:
     """Open the console before anything is powered, and leave the board off afterwards."""
+    log_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
+        board: VirtualBoard | None = None
+        url: str | Callable[[], str | None]
         if bench.kind == "sim":
-            assert bench.sim is not None
-            board = VirtualBoard(load_transcript(profile.name, bench.sim.transcript), ram_mb=bench.ram_mb or 8192,
-                                 time_scale=bench.sim.time_scale)
-            stack.callback(board.close)
-            url: str = board.pty_path
-            power = VirtualBoardPower(board)
+            board, power = _virtual_board(profile, bench, log_dir, image, stack)
+            url = lambda: board.pty_path  # noqa: E731 - found again after re-enumeration, like a udev identity
             off_time = 0.05
         else:
             if bench.serial is None or bench.serial.url is None:
@@ -48,9 +54,37 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path) -> Iterator[Bri
                           where=f"bench '{bench.name}' serial")
         console.open()
         stack.callback(console.close)
-        session = BringUpSession(profile, bench, console, power, off_time_s=off_time)
+        session = BringUpSession(profile, bench, console, power, off_time_s=off_time, virtual_board=board)
         stack.callback(_leave_off, session)
         yield session
+
+
+def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: str | None,
+                   stack: contextlib.ExitStack) -> tuple[VirtualBoard, PowerSwitch]:
+    spec = bench.sim
+    assert spec is not None
+    board_log = stack.enter_context((log_dir / "virtual-board.log").open("a", encoding="utf-8"))
+
+    def note(message: str) -> None:
+        board_log.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+        board_log.flush()
+
+    sd_image, emmc_image = image or spec.image, spec.emmc_image
+    if sd_image is None and emmc_image is None:
+        # Nothing flashed: the board comes with Talos on its built-in storage, as a provisioned unit would.
+        default = make_talos_like_image(log_dir / f"virtual-{profile.name}-talos.img")
+        if profile.mmc("emmc") is not None:
+            emmc_image = str(default)
+        else:
+            sd_image = str(default)
+    board = VirtualBoard(profile, load_transcript(profile.name, spec.transcript), ram_mb=bench.ram_mb or 8192,
+                         time_scale=spec.time_scale, faults=spec.faults, sd_image=sd_image, emmc_image=emmc_image,
+                         nvme=spec.nvme, kernel_args=spec.kernel_args, drop_fast_keys=spec.drop_fast_keys, log=note)
+    stack.callback(board.close)
+    note(f"virtual {profile.name}: console {board.pty_path}, sd={sd_image}, emmc={emmc_image}, "
+         f"faults={', '.join(board.faults) or 'none'}")
+    relay = stack.enter_context(LcusRelayDouble(channels=1, on_change=lambda _channel, on: board.power(on)))
+    return board, LcusRelay(relay.pty_path, 1)
 
 
 def _leave_off(session: BringUpSession) -> None:
@@ -60,8 +94,10 @@ def _leave_off(session: BringUpSession) -> None:
         session.console.log.event(f"could not switch the board off at the end: {exc}")
 
 
-def _hardware_power(bench: Bench) -> VirtualBoardPower:
+def _hardware_power(bench: Bench) -> PowerSwitch:
+    power = bench.power
+    if power is not None and power.kind == "lcus" and power.port:
+        return LcusRelay(power.port, power.channel, invert=power.invert)
     raise ConfigError(
-        f"bench '{bench.name}': power kind "
-        f"'{bench.power.kind if bench.power else 'none'}' has no driver in this version; "
-        "the relay drivers are the next piece of work (see the README's status)")
+        f"bench '{bench.name}': power kind '{power.kind if power else 'none'}' has no driver in this version "
+        "(LCUS relays have one: power: {kind: lcus, port: ..., channel: N})")

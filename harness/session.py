@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.config.bench import Bench
 from harness.config.profile import STAGES, BoardProfile, stage_index
@@ -42,6 +43,7 @@ class BringUpSession:
     _boot_position: int = 0
     _powered_at: float = 0.0
     _uboot: UBoot | None = None
+    virtual_board: Any = None  # the VirtualBoard behind a sim bench, for its own tests; None on hardware
 
     # -- power --------------------------------------------------------------------------------
     def power_off(self) -> None:

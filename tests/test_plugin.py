@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import GATES, ROOT, read_report
+from support import GATES, ROOT, read_report
 
 M6 = (ROOT / "boards" / "nanopi-m6.yaml").read_text()
 

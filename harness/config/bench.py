@@ -11,11 +11,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from harness.config.profile import Strict
 from harness.config.yamlfile import load_model
 from harness.errors import ConfigError
+from harness.sim.faults import validate_faults
 
 BUILT_IN_BENCHES = ("sim",)
 
@@ -54,11 +55,23 @@ class NetworkSpec(Strict):
 
 
 class SimSpec(Strict):
-    """Settings of the built-in virtual board: how fast it runs and what goes wrong with it."""
+    """Settings of the built-in virtual board: how fast it runs, what it boots, what goes wrong with it."""
 
-    time_scale: PositiveFloat = 0.05
+    time_scale: PositiveFloat = Field(default=0.05, description="1.0 is the real board's timing")
     faults: list[str] = []
-    image: str | None = None
+    image: str | None = Field(default=None, description="SD card image; --image overrides it")
+    emmc_image: str | None = Field(default=None, description="eMMC image; default: a synthetic Talos image")
+    nvme: bool = False
+    kernel_args: list[str] = Field(default=[], description="extra kernel arguments, e.g. SideroLink's")
+    drop_fast_keys: bool = Field(default=False, description="lose keys typed with no per-character delay")
+
+    @field_validator("faults")
+    @classmethod
+    def _known_faults(cls, faults: list[str]) -> list[str]:
+        try:
+            return list(validate_faults(faults, where="sim.faults"))
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
     transcript: str | None = Field(default=None, description="transcript file to play instead of the board's own")
 
 
@@ -116,8 +129,9 @@ def load_bench(name_or_path: str, directory: Path) -> Bench:
         known = ", ".join([*BUILT_IN_BENCHES, *files])
         raise ConfigError(f"unknown bench '{name_or_path}': no file {candidate}. Known benches: {known}")
     bench = load_model(candidate, Bench, what="bench file")
-    if bench.sim is not None and bench.sim.transcript is not None:
-        # Paths in a bench file are relative to the file, so a bench and its transcript travel together.
-        transcript = (candidate.parent / bench.sim.transcript).resolve()
-        bench = bench.model_copy(update={"sim": bench.sim.model_copy(update={"transcript": str(transcript)})})
+    if bench.sim is not None:
+        # Paths in a bench file are relative to the file, so a bench and its files travel together.
+        paths = {key: str((candidate.parent / value).resolve()) for key in ("transcript", "image", "emmc_image")
+                 if (value := getattr(bench.sim, key)) is not None}
+        bench = bench.model_copy(update={"sim": bench.sim.model_copy(update=paths)})
     return bench

@@ -124,7 +124,12 @@ class ExpectBuffer:
             pos = region_start - text_from
             found = _earliest(patterns, region, pos)
             harmful = _earliest([p for _, p in bad], region, pos)
-            if harmful is not None and (found is None or harmful[1].start() <= found[1].start()):
+            bad_first = harmful is not None and (found is None or harmful[1].start() <= found[1].start())
+            first = harmful if bad_first else found
+            if first is not None and first[1].end() == len(region):
+                # It ran into the sentinel (`(.+)$`, `\S+` at the end): its line is still arriving, so wait.
+                found = harmful = None
+            if harmful is not None and bad_first:
                 with self._cond:
                     self._consume(text_from + harmful[1].end())
                     arrived = self._arrival(text_from + harmful[1].end() - 1)
@@ -149,17 +154,24 @@ class ExpectBuffer:
                     self._cond.wait(remaining)
 
     def tail(self, lines: int = 40) -> list[str]:
-        """The last `lines` lines of cleaned text, consumed or not: evidence for error messages."""
+        """The last `lines` non-blank lines of cleaned text, consumed or not: evidence for error messages."""
+        if lines <= 0:
+            return []
         with self._cond:
             collected: list[str] = []
             newlines = 0
+            enough = lines
             for chunk in reversed(self._chunks):
                 collected.append(chunk)
                 newlines += chunk.count("\n")
-                if newlines > lines:
-                    break
+                if newlines > enough:
+                    # The first segment may be the end of an older line; blank lines do not count.
+                    kept = [line for line in "".join(reversed(collected)).split("\n")[1:] if line.strip()]
+                    if len(kept) >= lines:
+                        return kept[-lines:]
+                    enough *= 2
             text = "".join(reversed(collected))
-        return [line for line in text.split("\n")[-lines:] if line.strip()] if text else []
+        return [line for line in text.split("\n") if line.strip()][-lines:]
 
 
 def _earliest(patterns: Sequence[re.Pattern[str]], text: str, pos: int) -> tuple[int, re.Match[str]] | None:

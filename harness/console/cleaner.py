@@ -12,7 +12,8 @@ import re
 
 # CSI sequences (ESC [ ... final), OSC strings (ESC ] ... BEL/ST), and two-byte escapes.
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*)?$")
+# An OSC may be cut between the ESC and the backslash of its ST terminator: hold that ESC too.
+_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?$")
 _DROPPED = re.compile(r"[\r\x00]")
 
 

@@ -1,56 +1,123 @@
-"""A virtual board behind a pty: plays a transcript at power-on and answers at the U-Boot prompt.
+"""A virtual board behind a pty: boots what is on its virtual storage, stage by stage.
 
-The harness opens the pty exactly as it opens a USB UART, so every driver above the transport
-is exercised unchanged. The board is silent while off, starts from the first stage at power-on
-and forgets everything (environment, prompt, half-typed line) at power-off, like hardware.
+The harness opens the pty exactly as it opens a USB UART, so every driver above the transport is
+exercised unchanged. The board is silent while off, starts from the boot ROM at power-on and
+forgets everything (environment, prompt, half-typed line) at power-off, like hardware. What it
+prints is its transcript (data); this module only decides which lines, when, and in what order.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import select
 import threading
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from harness.sim.transcript import StageScript, Transcript
+from harness.config.profile import BoardProfile
+from harness.errors import ConfigError
+from harness.sim.faults import FEATURE_FAULTS, HANG_STAGES, validate_faults
+from harness.sim.storage import VirtualMmc
+from harness.sim.transcript import Line, StageScript, Transcript, fill
+from harness.sim.uboot_shell import UBootShell
 
 CTRL_C = 0x03
+MASKROM_USB_ID = ("2207", "350b")  # RK3588 in MaskROM; bcdUSB bit 0 clear tells it from loader mode
+SIDEROLINK_ADDRESS = "fdae:41e4:649b:9303::a"
+UART_ENUMERATE_S = 0.3  # wall-clock, not scaled: the host needs this long to see the new tty
 
 
-class _Template(dict[str, Any]):
-    """format_map() source that leaves unknown `{names}` as they are instead of failing."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+@dataclass(frozen=True)
+class UsbDevice:
+    vendor: str
+    product: str
+    bcd_usb: int
+    description: str
 
 
 class VirtualBoard:
-    def __init__(self, transcript: Transcript, *, ram_mb: int = 8192, time_scale: float = 0.05) -> None:
+    def __init__(self, profile: BoardProfile, transcript: Transcript, *, ram_mb: int = 8192,
+                 time_scale: float = 0.05, faults: Iterable[str] = (), sd_image: str | Path | None = None,
+                 emmc_image: str | Path | None = None, nvme: bool = False, kernel_args: Iterable[str] = (),
+                 drop_fast_keys: bool = False, log: Callable[[str], None] | None = None) -> None:
+        self.profile = profile
         self.transcript = transcript
         self.time_scale = time_scale
-        values: dict[str, Any] = dict(transcript.vars)
-        values.update(ram_mb=ram_mb, ram_gib=_gib(ram_mb), channel_mb=ram_mb // 4)
-        self.values = _Template(values)
-        self.prompt = str(values.get("prompt", "=> "))
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no echo or newline translation: the firmware echoes by itself
-        self.pty_path = os.ttyname(self._slave)
+        self.faults = validate_faults(list(faults))
+        missing = [f for f in self.faults if _needs_script(f) and f not in transcript.faults]
+        if missing:
+            raise ConfigError(f"fault {', '.join(missing)} is not defined for the virtual {transcript.board} "
+                              f"(its transcript has: {', '.join(transcript.faults) or 'none'})")
+        self.drop_fast_keys = drop_fast_keys
+        self.events: list[str] = []
+        self._log = log
+        self.kernel_args = list(kernel_args)
+        if "siderolink-fail" in self.faults and not any(a.startswith("siderolink.api=") for a in self.kernel_args):
+            self.kernel_args.append("siderolink.api=https://omni.example.invalid:8090?jointoken=sim-placeholder")
+        self.features = {"eth", "usb", "emmc", "sd"} | ({"nvme"} if nvme else set())
+        if any(a.startswith("siderolink.api=") for a in self.kernel_args):
+            self.features.add("siderolink")
+        self.features -= {feature for fault, feature in FEATURE_FAULTS.items() if fault in self.faults}
+        self.values: dict[str, Any] = {**transcript.vars, "ram_mb": ram_mb, "ram_gib": f"{ram_mb / 1024:g}",
+                                       "channel_mb": ram_mb // 4, "ram_kb": ram_mb * 1024}
+        for fault in self.faults:
+            script = transcript.faults.get(fault)
+            if script is not None:
+                self.values.update(script.vars)
+        self.values["cmdline"] = " ".join([str(self.values.get("cmdline_base", "")), *self.kernel_args]).strip()
+        self.values["siderolink_api"] = next((a.split("=", 1)[1].split("?")[0] for a in self.kernel_args
+                                              if a.startswith("siderolink.api=")), "")
+        self.prompt = profile.uboot.prompt
+        self.mmcs = [VirtualMmc(m.index, m.kind, m.controller,
+                                image=Path(sd_image if m.kind == "sd" else emmc_image)
+                                if (sd_image if m.kind == "sd" else emmc_image) else None,
+                                present=m.kind in self.features)
+                     for m in profile.uboot.mmc]
+        self.maskrom = False
+        self.maintenance: Any = None  # MaintenanceEndpoint while in maintenance mode
+        self.power_on_count = 0
+        self._rng = random.Random(1)
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
-        self._generation = 0  # bumped at each power change; a boot thread of an old one stops
+        self._generation = 0  # bumped at each power change; threads of an older one stop
         self._powered = False
         self._state = "off"
         self._interrupted = threading.Event()
         self._line = bytearray()
-        self._env: dict[str, str] = {}
-        self._status = 0
-        self.power_on_count = 0
+        self._shell = self._new_shell()
+        self._master, self._slave = self._open_pty()
         self._input = threading.Thread(target=self._read_keys, name="sim-keys", daemon=True)
         self._input.start()
+
+    # -- the UART --------------------------------------------------------------------------------
+    def _open_pty(self) -> tuple[int, int]:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo or newline translation: the firmware echoes by itself
+        self.pty_path: str | None = os.ttyname(slave)
+        return master, slave
+
+    def _close_pty(self) -> None:
+        self.pty_path = None
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = -1
+
+    @property
+    def uart_present(self) -> bool:
+        return self.pty_path is not None
+
+    def _note(self, message: str) -> None:
+        """The board's own log: what a person watching it would want to know (bad image, MaskROM)."""
+        self.events.append(message)
+        if self._log is not None:
+            self._log(message)
 
     # -- power ---------------------------------------------------------------------------------
     @property
@@ -68,29 +135,47 @@ class VirtualBoard:
         self._powered = on
         self._interrupted.clear()
         self._line.clear()
-        self._env = {}
-        self._status = 0
+        self._shell = self._new_shell()
         self._state = "off"
-        if on:
-            self.power_on_count += 1
-            generation = self._generation
-            threading.Thread(target=self._boot, args=(generation,), name="sim-boot", daemon=True).start()
+        self.maskrom = False
+        self._stop_maintenance()
+        if not on:
+            if "uart-reenumerate" in self.faults and self.uart_present:
+                self._close_pty()  # the board-powered USB UART goes with the board
+            return
+        self.power_on_count += 1
+        threading.Thread(target=self._power_on, args=(self._generation,), name="sim-boot", daemon=True).start()
+
+    def _power_on(self, generation: int) -> None:
+        if not self.uart_present:
+            time.sleep(UART_ENUMERATE_S)
+            if not self._alive(generation):
+                return
+            self._master, self._slave = self._open_pty()
+            self._note(f"USB UART enumerated again as {self.pty_path}")
+            time.sleep(UART_ENUMERATE_S)
+        self._boot(generation)
 
     def close(self) -> None:
         self._stop.set()
         self._generation += 1
         self._powered = False
+        self._stop_maintenance()
         self._input.join(timeout=2)
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._close_pty()
+
+    def usb_devices(self) -> list[UsbDevice]:
+        """What the host's USB bus sees of this board: the MaskROM device when the boot ROM fell back."""
+        if self._powered and self.maskrom:
+            return [UsbDevice(*MASKROM_USB_ID, bcd_usb=0x0200, description="Rockchip RK3588 in MaskROM")]
+        return []
 
     # -- output --------------------------------------------------------------------------------
     def _alive(self, generation: int) -> bool:
         return generation == self._generation and not self._stop.is_set()
 
-    def _emit(self, text: str, generation: int | None = None) -> bool:
-        if generation is not None and not self._alive(generation):
+    def _emit(self, text: str, generation: int) -> bool:
+        if not self._alive(generation):
             return False
         data = text.replace("\n", "\r\n").encode("utf-8", errors="replace")
         with self._write_lock:
@@ -106,25 +191,89 @@ class VirtualBoard:
             self._stop.wait(seconds * self.time_scale)
         return self._alive(generation)
 
-    def _lines(self, stage: StageScript) -> Iterator[str]:
-        for line in stage.lines:
-            yield line.format_map(self.values)
+    def _fill(self, text: str) -> str:
+        return fill(text, self.values)
+
+    def _print(self, line: str, delay_ms: float, generation: int) -> bool:
+        if not self._sleep(delay_ms / 1000, generation) or not self._emit(self._fill(line) + "\n", generation):
+            return False
+        if "serial-noise" in self.faults and self._rng.random() < 0.3:
+            noise = bytes(self._rng.choice(b"\xff\xfe\x80\x1b\x00\x07\x9f~#") for _ in range(self._rng.randint(1, 12)))
+            with self._write_lock, contextlib.suppress(OSError):
+                os.write(self._master, noise + b"\r\n")
+        return True
 
     # -- boot ----------------------------------------------------------------------------------
-    def _boot(self, generation: int, first_stage: int = 0) -> None:
-        for stage in self.transcript.stages[first_stage:]:
-            self._state = stage.name
-            for line in self._lines(stage):
-                if not self._sleep(stage.delay_ms / 1000, generation) or not self._emit(line + "\n", generation):
-                    return
-            if stage.autoboot is not None:
-                if self._countdown(stage, generation):
-                    self._state = "u-boot-prompt"
-                    self._emit("<INTERRUPT>\n" + self.prompt, generation)
-                    return
-                if not self._alive(generation):
-                    return
-        self._state = "booted"
+    def _boot(self, generation: int) -> None:
+        for mmc in self.mmcs:
+            problem = mmc.insert()
+            if problem:
+                self._note(problem)
+        if self.values.get("boot_rom") == "rockchip" and not any(m.has_loader for m in self.mmcs):
+            self.maskrom = True
+            self._state = "maskrom"
+            self._note("no valid Rockchip loader (RKNS at sector 64) on any medium: boot ROM waits in MaskROM")
+            return
+        for stage in self.transcript.stages[: self.transcript.index("u-boot") + 1]:
+            if not self._play(stage, generation):
+                return
+            if stage.autoboot is not None and self._countdown(stage, generation):
+                self._state = "u-boot-prompt"
+                self._emit("<INTERRUPT>\n" + self.prompt, generation)
+                return
+        if self._alive(generation):
+            self._run_bootcmd(generation)
+
+    def _run_bootcmd(self, generation: int) -> None:
+        """What `bootcmd` does: boot the first medium with an EFI partition, SD before eMMC."""
+        device = next((m for m in sorted(self.mmcs, key=lambda m: m.kind != "sd") if m.bootable), None)
+        if device is None:
+            self._state = "u-boot-prompt"
+            for line in self.transcript.no_bootable:
+                self._emit(self._fill(line) + "\n", generation)
+            self._emit(self.prompt, generation)
+            return
+        assert device.facts is not None
+        if device.facts.talos_version is None:
+            self._state = "grub"
+            self._emit("error: file `/A/vmlinuz' not found.\n", generation)
+            self._note(f"{device.label} image has an EFI partition but no Talos boot entry")
+            return
+        self.values["talos_version"] = device.facts.talos_version
+        for stage in self.transcript.stages[self.transcript.index("u-boot") + 1:]:
+            if not self._play(stage, generation):
+                return
+        self._state = "talos-maintenance" if self.maintenance is not None else "booted"
+
+    def _play(self, stage: StageScript, generation: int) -> bool:
+        """Print a stage, as faults change it; False when the board stopped (hang or power loss)."""
+        self._state = stage.name
+        entries = [e for e in stage.entries() if e.when is None or e.when in self.features]
+        cut, fault_lines, then, faulted = len(entries), [], "continue", False
+        for fault in self.faults:
+            script = self.transcript.faults.get(fault)
+            if script is not None and script.stage == stage.name:
+                cut = min(cut, script.after if script.after is not None else len(entries))
+                fault_lines, then, faulted = script.lines, script.then, True
+            elif fault == f"hang:{stage.name}":
+                cut, fault_lines, then, faulted = len(entries) // 2, [], "hang", True
+        for entry in entries[:cut]:
+            if not self._entry(entry, stage, generation):
+                return False
+        for line in fault_lines:
+            if not self._print(line, stage.delay_ms, generation):
+                return False
+        if faulted and then == "hang":
+            self._state = f"hung in {stage.name}"
+            self._note(f"fault: the board stops in stage {stage.name}")
+            return False
+        return self._alive(generation)
+
+    def _entry(self, entry: Line, stage: StageScript, generation: int) -> bool:
+        delay = entry.delay_ms if entry.delay_ms is not None else stage.delay_ms
+        if entry.do == "maintenance":
+            return self._start_maintenance(delay, generation)
+        return self._print(entry.text or "", delay, generation)
 
     def _countdown(self, stage: StageScript, generation: int) -> bool:
         """Print the countdown; True when a key the variant honours stopped it."""
@@ -147,29 +296,56 @@ class VirtualBoard:
         self._emit("\n", generation)
         return False
 
+    # -- maintenance mode ------------------------------------------------------------------------
+    def _start_maintenance(self, delay_ms: float, generation: int) -> bool:
+        from harness.sim.maintenance import MaintenanceEndpoint
+
+        endpoint = MaintenanceEndpoint()
+        if not self._alive(generation):
+            endpoint.close()
+            return False
+        self.maintenance = endpoint
+        addresses = [SIDEROLINK_ADDRESS] if "siderolink" in self.features else [str(self.values.get("ip"))]
+        for line in endpoint.console_lines(addresses):
+            if not self._print(f"[    9.{self._rng.randint(100000, 999999)}] {line}", delay_ms, generation):
+                return False
+        self._state = "talos-maintenance"
+        return True
+
+    def _stop_maintenance(self) -> None:
+        endpoint, self.maintenance = self.maintenance, None
+        if endpoint is not None:
+            endpoint.close()
+
     # -- keyboard --------------------------------------------------------------------------------
     def _read_keys(self) -> None:
         while not self._stop.is_set():
+            master = self._master
             try:
-                ready, _, _ = select.select([self._master], [], [], 0.1)
+                ready, _, _ = select.select([master], [], [], 0.1) if master >= 0 else ([], [], [])
                 if not ready:
+                    if master < 0:
+                        time.sleep(0.05)
                     continue
-                data = os.read(self._master, 4096)
+                data = os.read(master, 4096)
             except OSError:
                 time.sleep(0.05)
                 continue
-            if self._powered:
-                for byte in data:
-                    self._key(byte)
+            if not self._powered:
+                continue
+            if self.drop_fast_keys and len(data) > 2 and self._state == "u-boot-prompt":
+                # An RK3588 UART FIFO overruns on keys typed with no gap: every fourth one is lost.
+                data = bytes(b for i, b in enumerate(data) if i % 4 != 3)
+            for byte in data:
+                self._key(byte)
 
     def _key(self, byte: int) -> None:
-        state = self._state
-        if state == "autoboot":
-            variant = self.transcript.stage("u-boot")
-            any_key = variant is not None and variant.autoboot is not None and variant.autoboot.variant == "mainline"
+        if self._state == "autoboot":
+            stage = self.transcript.stage("u-boot")
+            any_key = stage is not None and stage.autoboot is not None and stage.autoboot.variant == "mainline"
             if byte == CTRL_C or any_key:
                 self._interrupted.set()
-        elif state == "u-boot-prompt":
+        elif self._state == "u-boot-prompt":
             self._prompt_key(byte)
         # Keys before U-Boot runs, or after the kernel took over, fall on deaf ears.
 
@@ -183,7 +359,7 @@ class VirtualBoard:
             self._line.clear()
             self._emit("\n", generation)
             if command:
-                self._run(command, generation)
+                self._emit(self._shell.run(command), generation)
             if self._state == "u-boot-prompt":
                 self._emit(self.prompt, generation)
         elif byte in (0x08, 0x7F):
@@ -194,53 +370,29 @@ class VirtualBoard:
             self._line.append(byte)
             self._emit(chr(byte), generation)
 
-    # -- U-Boot commands -------------------------------------------------------------------------
-    def _run(self, command_line: str, generation: int) -> None:
-        for command in (c.strip() for c in command_line.split(";")):
-            if command:
-                self._status = self._command(self._expand(command), generation)
+    def _new_shell(self) -> UBootShell:
+        shell = UBootShell(mmcs=self.mmcs, canned=self.transcript.commands, fill=self._fill,
+                           on_boot=self._boot_from_prompt, on_reset=self._reset)
+        shell.env["baudrate"] = str(self.profile.console.firmware.baud)
+        return shell
 
-    def _expand(self, command: str) -> str:
-        command = command.replace("$?", str(self._status))
-        for name, value in self._env.items():
-            command = command.replace("${" + name + "}", value).replace("$" + name, value)
-        return command
+    def _boot_from_prompt(self) -> None:
+        generation = self._generation
+        self._state = "booting"
+        threading.Thread(target=self._run_bootcmd, args=(generation,), name="sim-boot", daemon=True).start()
 
-    def _command(self, command: str, generation: int) -> int:
-        words = command.split()
-        name = words[0]
-        canned = self.transcript.commands.get(command) or self.transcript.commands.get(name)
-        if canned is not None:
-            self._emit("".join(line.format_map(self.values) + "\n" for line in canned), generation)
-            return 0
-        if name == "echo":
-            self._emit(" ".join(words[1:]) + "\n", generation)
-            return 0
-        if name == "setenv" and len(words) >= 2:
-            self._env[words[1]] = " ".join(words[2:])
-            return 0
-        if name == "printenv":
-            names = words[1:] or sorted(self._env)
-            missing = [n for n in names if n not in self._env]
-            self._emit("".join(f"{n}={self._env[n]}\n" for n in names if n in self._env), generation)
-            for n in missing:
-                self._emit(f"## Error: \"{n}\" not defined\n", generation)
-            return 1 if missing else 0
-        if name == "boot":
-            names = [s.name for s in self.transcript.stages]
-            self._state = "booting"
-            threading.Thread(target=self._boot, args=(generation, names.index("u-boot") + 1),
-                             name="sim-boot", daemon=True).start()
-            return 0
-        if name == "reset":
-            self._emit("resetting ...\n", generation)
+    def _reset(self) -> None:
+        def cycle() -> None:
+            time.sleep(0.01)
             self.power(False)
             self.power(True)
-            return 0
-        self._emit(f"Unknown command '{name}' - try 'help'\n", generation)
-        return 1
+        self._state = "resetting"
+        threading.Thread(target=cycle, name="sim-reset", daemon=True).start()
 
 
-def _gib(megabytes: int) -> str:
-    gib = megabytes / 1024
-    return f"{gib:g}"
+def _needs_script(fault: str) -> bool:
+    """Faults whose output is board-specific data; the rest are handled the same on every board."""
+    return not (fault.startswith("hang:") or fault in FEATURE_FAULTS or fault in ("serial-noise", "uart-reenumerate"))
+
+
+__all__ = ["HANG_STAGES", "VirtualBoard"]

@@ -1,19 +1,28 @@
 """Transcript templates: what a virtual board prints, as data.
 
 A transcript lists the boot stages in order, each with its lines and the pause before each line,
-and the canned answers of the U-Boot commands that only print. A second board is a second file,
-not a code branch.
+the canned answers of U-Boot commands that only print, and how each fault changes the output.
+A second board is a second file, not a code branch.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
 
 from harness.config.profile import Strict
 from harness.config.yamlfile import load_model
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+def fill(template: str, values: Mapping[str, object]) -> str:
+    """Replace `{name}` with its value; anything else in braces (Talos's JSON fields) stays as it is."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)
 
 
 class AutobootSpec(Strict):
@@ -22,11 +31,33 @@ class AutobootSpec(Strict):
     seconds: PositiveFloat = 1.0
 
 
+class Line(Strict):
+    """One printed line, or an action (`do`), shown only when its feature is present."""
+
+    text: str | None = None
+    do: Literal["maintenance"] | None = None
+    when: str | None = Field(default=None, description="feature that must be present: eth, emmc, sd, usb, ...")
+    delay_ms: NonNegativeFloat | None = None
+
+
 class StageScript(Strict):
     name: str
     delay_ms: NonNegativeFloat = 1.0
-    lines: list[str] = []
+    lines: list[str | Line] = []
     autoboot: AutobootSpec | None = None
+
+    def entries(self) -> list[Line]:
+        return [Line(text=e) if isinstance(e, str) else e for e in self.lines]
+
+
+class FaultScript(Strict):
+    """How a fault changes the transcript: override variables, or cut a stage and print other lines."""
+
+    stage: str | None = None
+    after: NonNegativeInt | None = Field(default=None, description="lines of the stage printed before the fault")
+    lines: list[str] = []
+    vars: dict[str, str | int] = {}
+    then: Literal["hang", "continue"] = "hang"
 
 
 class Transcript(Strict):
@@ -34,9 +65,14 @@ class Transcript(Strict):
     vars: dict[str, str | int] = {}
     stages: list[StageScript]
     commands: dict[str, list[str]] = {}
+    no_bootable: list[str] = []
+    faults: dict[str, FaultScript] = {}
 
     def stage(self, name: str) -> StageScript | None:
         return next((s for s in self.stages if s.name == name), None)
+
+    def index(self, name: str) -> int:
+        return next(i for i, s in enumerate(self.stages) if s.name == name)
 
 
 def transcripts_dir() -> Path:

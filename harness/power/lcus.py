@@ -1,0 +1,135 @@
+"""LCUS-1/2/4/8 USB relay modules: a CH340 serial port at 9600 8N1 and 4-byte frames, write only.
+
+Frame: `A0 <channel> <op> <sum>`, channel from 1, op 1 = energise, 0 = release,
+sum = (0xA0 + channel + op) & 0xFF. The modules never answer, so nothing here can tell whether a
+frame was obeyed; `get()` reports what was last commanded, not what the contact is doing.
+
+The port is opened for each command and closed again. The relay latches by itself, so nothing
+is gained by holding the port, and a held port would lock out every other harness run sharing
+the module (one 4-channel module often powers four boards) and go stale when the module
+re-enumerates on a hub reset. Within one process, frames to one module are serialised and
+spaced through a shared per-port record, whichever `LcusRelay` (channel) sends them.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import serial
+
+from harness.console.port import is_device_path, open_port
+from harness.errors import BenchError, ConfigError
+
+BAUD = 9600
+FRAME_START = 0xA0
+CHANNELS = range(1, 9)  # LCUS-8 is the largest; a channel the module lacks is silently ignored by it
+# tcdrain on a CH340 returns once the bytes reach the adapter, not the wire: 4 bytes take 4 ms at
+# 9600 baud, and a relay coil needs 5-10 ms more to pull in. `set()` must not return before that.
+SETTLE_S = 0.02
+# Another harness run holding the module's port (exclusive lock) only does so for one frame.
+BUSY_RETRY_S = 1.0
+WHERE = "the bench's power.port"
+
+
+def frame(channel: int, op: int) -> bytes:
+    return bytes((FRAME_START, channel, op, (FRAME_START + channel + op) & 0xFF))
+
+
+@dataclass
+class _Line:
+    """One module's port as seen by this process: a lock, and when its last frame left."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_frame: float = -math.inf
+
+
+_lines: dict[str, _Line] = {}
+_lines_lock = threading.Lock()
+
+
+def _line_for(url: str) -> _Line:
+    # /dev/serial/by-id/... and /dev/ttyUSB0 can name the same module; the gap must hold across both.
+    key = os.path.realpath(url) if is_device_path(url) else url
+    with _lines_lock:
+        return _lines.setdefault(key, _Line())
+
+
+class LcusRelay:
+    """One channel of an LCUS relay module, driven through a pyserial URL or device path.
+
+    `invert` is for active-low modules and for boards wired through the normally-closed contact:
+    on then sends op 0. `frame_gap_s` is the least time between two frames on the module's port;
+    the modules drop frames that come faster.
+    """
+
+    def __init__(self, url: str, channel: int = 1, *, invert: bool = False, frame_gap_s: float = 0.05) -> None:
+        if isinstance(channel, bool) or not isinstance(channel, int) or channel not in CHANNELS:
+            raise ConfigError(
+                f"LCUS relay {url}: power.channel must be 1..8 (the module's relays are numbered from 1, "
+                f"as printed on the board), got {channel!r}")
+        if frame_gap_s < 0:
+            raise ConfigError(f"LCUS relay {url}: frame gap must not be negative, got {frame_gap_s}")
+        self.url = url
+        self.channel = channel
+        self.invert = invert
+        self.frame_gap_s = frame_gap_s
+        self.description = f"LCUS relay {url} channel {channel}" + (" (inverted)" if invert else "")
+        self._line = _line_for(url)
+        self._commanded: bool | None = None
+
+    def set(self, on: bool) -> None:
+        op = int(on != self.invert)
+        with self._line.lock:
+            wait = self._line.last_frame + self.frame_gap_s - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            port = self._open()
+            try:
+                self._send(port, frame(self.channel, op))
+            finally:
+                port.close()
+            time.sleep(SETTLE_S)
+        self._commanded = on
+
+    def get(self) -> bool | None:
+        """The state last commanded through this object (None before the first `set`).
+
+        Not a read-back: LCUS modules do not answer, so an unplugged module or a missing channel
+        looks exactly like a working one here.
+        """
+        return self._commanded
+
+    def _open(self) -> serial.SerialBase:
+        deadline = time.monotonic() + BUSY_RETRY_S
+        while True:
+            try:
+                return open_port(self.url, BAUD, where=WHERE)
+            except BenchError as exc:
+                busy = getattr(exc.__cause__, "errno", None) in (errno.EAGAIN, errno.EBUSY)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.02)
+
+    def _send(self, port: serial.SerialBase, data: bytes) -> None:
+        try:
+            written = port.write(data)
+            port.flush()
+        except (serial.SerialException, OSError) as exc:
+            # Part of a frame may have gone out; what the relay did is now unknown.
+            self._commanded = None
+            raise BenchError(
+                f"writing to the LCUS relay on {self.url} failed ({exc}) ({WHERE}): check that the module is "
+                "still plugged in (dmesg shows a CH340 disconnect) and that its USB cable and hub port are "
+                "sound") from exc
+        finally:
+            self._line.last_frame = time.monotonic()
+        if written is not None and written != len(data):
+            self._commanded = None
+            raise BenchError(
+                f"the LCUS relay on {self.url} took {written} of {len(data)} bytes of a frame ({WHERE}): "
+                "the module or its USB link is failing; replug it and check dmesg")
