@@ -21,7 +21,7 @@ demo: setup
 
 ## The whole test suite (what CI runs).
 test: setup lint
-	$(VENV)/bin/pytest --report-dir reports/tests tests; status=$$?; \
+	$(VENV)/bin/pytest --board nanopi-m6 --bench sim --report-dir reports/tests tests; status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	  exit $$status
 

@@ -10,13 +10,14 @@ import argparse
 import contextlib
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 from harness.config.bench import Bench
 from harness.config.profile import BoardProfile, boards_dir, known_boards, load_profile
 from harness.config.yamlfile import load_model
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 
 
 def _boards(args: argparse.Namespace) -> int:
@@ -37,16 +38,35 @@ def _check(args: argparse.Namespace) -> int:
 
 def _sim(args: argparse.Namespace) -> int:
     from harness.sim.board import VirtualBoard
+    from harness.sim.faults import describe_faults, validate_faults
+    from harness.sim.relay import LcusRelayDouble
     from harness.sim.transcript import load_transcript
 
-    board = VirtualBoard(load_transcript(args.board), ram_mb=args.ram_mb, time_scale=args.time_scale)
-    print(f"virtual {args.board} console: {board.pty_path}", flush=True)
-    print("open it with: picocom -b 1500000 " + board.pty_path, flush=True)
+    if args.list_faults:
+        print(describe_faults())
+        return 0
+    if not args.board:
+        raise ConfigError("hil sim needs --board NAME (see `hil boards`)")
+    profile = load_profile(args.board, boards_dir(Path.cwd()))
+    validate_faults(args.fault, where="hil sim --fault")
+    emmc = args.emmc_image
+    if args.image is None and emmc is None:
+        from harness.image.synthetic import make_talos_like_image
+        emmc = str(make_talos_like_image(Path(tempfile.mkdtemp(prefix="hil-sim-")) / "talos.img"))
+    board = VirtualBoard(profile, load_transcript(profile.name), ram_mb=args.ram_mb, time_scale=args.time_scale,
+                         faults=args.fault, sd_image=args.image, emmc_image=emmc,
+                         log=lambda message: print(f"[board] {message}", flush=True))
+    relay = LcusRelayDouble(channels=1, on_change=lambda _channel, on: board.power(on))
+    print(f"virtual {profile.name} console: {board.pty_path}", flush=True)
+    print(f"relay (LCUS, channel 1): {relay.pty_path}", flush=True)
+    print(f"open the console with: picocom -b {profile.console.firmware.baud} {board.pty_path}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    board.power(True)
+    if not args.off:
+        board.power(True)
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
+    relay.close()
     board.close()
     return 0
 
@@ -60,9 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--bench", action="store_true", help="the files are bench files")
     check.set_defaults(run=_check)
     sim = commands.add_parser("sim", help="run a virtual board on a pty until stopped")
-    sim.add_argument("--board", required=True)
+    sim.add_argument("--board", help="board profile name (boards/NAME.yaml)")
+    sim.add_argument("--image", help="SD card image the board boots (default: a synthetic Talos image on eMMC)")
+    sim.add_argument("--emmc-image", help="eMMC image")
+    sim.add_argument("--fault", action="append", default=[], help="inject a fault (repeatable)")
+    sim.add_argument("--list-faults", action="store_true", help="print the faults that can be injected")
     sim.add_argument("--ram-mb", type=int, default=8192)
     sim.add_argument("--time-scale", type=float, default=1.0, help="1.0 is real timing; smaller is faster")
+    sim.add_argument("--off", action="store_true", help="start powered off; switch it with the relay pty")
     sim.set_defaults(run=_sim)
     args = parser.parse_args(argv)
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import report
+from harness import report, verdicts
 from harness.config.bench import Bench, load_bench
 from harness.config.profile import BoardProfile, boards_dir, known_boards, load_profile
 from harness.errors import ConfigError
@@ -48,6 +48,7 @@ class HarnessState:
         self.bench: Bench | None = None
         self.session: BringUpSession | None = None
         self.skipped_for_board = 0
+        self.verdicts: dict[str, verdicts.GateVerdict] = {}
 
     @property
     def log_dir(self) -> Path:
@@ -115,6 +116,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"{state.skipped_for_board} gate(s) skipped: "
             + NEEDS_BOARD.format(known=", ".join(known_boards(state.boards_dir))), yellow=True)
+    if state.verdicts:
+        tally = verdicts.counts(state.verdicts)
+        labels = {"fail": "fail (board)", "error": "error (bench)"}
+        terminalreporter.write_line("gate verdicts: " + ", ".join(f"{n} {labels.get(k, k)}" for k, n in tally.items()))
     if state.session is not None:
         terminalreporter.write_line(f"board: {state.session.describe()}; console log: "
                                     f"{state.session.console.log.log_path}")
@@ -147,7 +152,12 @@ def bring_up_session(pytestconfig: pytest.Config, board_profile: BoardProfile,
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     rep = yield
-    report.attach_console(item, rep, _state(item.config).session)
+    state = _state(item.config)
+    verdicts.classify(item, call, rep)
+    verdict = verdicts.verdict_of(item, rep, call) if rep.when == "call" or not rep.passed else None
+    if verdict is not None:
+        state.verdicts[item.nodeid] = verdict
+    report.attach_console(item, rep, state.session)
     return rep
 
 

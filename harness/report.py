@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness import verdicts
 from harness.rig import describe_bench
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class _HtmlHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        postfix.append(matrix_html(self.state.verdicts))
         header = self._header()
         prefix.append("<p>" + " &middot; ".join(
             f"<b>{html.escape(k)}:</b> {html.escape(v)}" for k, v in header.items()) + "</p>")
@@ -108,3 +110,13 @@ def timeline_html(session: BringUpSession) -> str:
         f"<td><code>{html.escape(e.line)}</code></td></tr>" for e in session.timeline)
     return ("<h3>Boot timeline</h3><table class='timeline'><tr><th>power-on</th><th>stage</th>"
             f"<th>seconds after power-on</th><th>marker</th></tr>{rows}</table>")
+
+
+def matrix_html(gate_verdicts: dict[str, verdicts.GateVerdict]) -> str:
+    """Every roadmap requirement with its verdict in this run, in the roadmap's order."""
+    rows = "".join(
+        f"<tr class='verdict-{v.replace(' ', '-')}'><td>{i}</td><td>{p}</td><td>{html.escape(c)}</td>"
+        f"<td><b>{v}</b></td><td>{html.escape(reason)}</td></tr>"
+        for i, p, c, v, reason in verdicts.matrix(gate_verdicts))
+    return ("<h3>Requirement matrix</h3><table class='requirements'><tr><th>id</th><th>phase</th>"
+            f"<th>criterion</th><th>verdict</th><th>reason</th></tr>{rows}</table>")

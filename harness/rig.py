@@ -71,12 +71,8 @@ def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: st
 
     sd_image, emmc_image = image or spec.image, spec.emmc_image
     if sd_image is None and emmc_image is None:
-        # Nothing flashed: the board comes with Talos on its built-in storage, as a provisioned unit would.
-        default = make_talos_like_image(log_dir / f"virtual-{profile.name}-talos.img")
-        if profile.mmc("emmc") is not None:
-            emmc_image = str(default)
-        else:
-            sd_image = str(default)
+        # Nothing given: a Talos image on the microSD, as bring-up starts, and a blank eMMC.
+        sd_image = str(make_talos_like_image(log_dir / f"virtual-{profile.name}-talos.img"))
     board = VirtualBoard(profile, load_transcript(profile.name, spec.transcript), ram_mb=bench.ram_mb or 8192,
                          time_scale=spec.time_scale, faults=spec.faults, sd_image=sd_image, emmc_image=emmc_image,
                          nvme=spec.nvme, kernel_args=spec.kernel_args, drop_fast_keys=spec.drop_fast_keys, log=note)

@@ -16,7 +16,7 @@ from typing import Any
 from harness.config.bench import Bench
 from harness.config.profile import STAGES, BoardProfile, stage_index
 from harness.console.console import Console
-from harness.errors import BenchError, ConsoleTimeout
+from harness.errors import BadPatternSeen, BenchError, BoardFailure, ConsoleTimeout
 from harness.power.base import PowerSwitch
 from harness.uboot import UBoot
 
@@ -43,6 +43,9 @@ class BringUpSession:
     _boot_position: int = 0
     _powered_at: float = 0.0
     _uboot: UBoot | None = None
+    _boot_text_start: int = 0
+    _stage_offsets: dict[str, int] = field(default_factory=dict)  # where each stage began in the capture
+    _healthy: bool = False  # the last drive reached its target; a failed one forces a power cycle
     virtual_board: Any = None  # the VirtualBoard behind a sim bench, for its own tests; None on hardware
 
     # -- power --------------------------------------------------------------------------------
@@ -58,6 +61,8 @@ class BringUpSession:
             time.sleep(self.off_time_s)
         self.console.discard_pending()
         self._boot_position = self.console.raw_position()
+        self._boot_text_start = self.console.buffer.received
+        self._stage_offsets = {}
         self.power_ons += 1
         self.console.log.event(f"power on (#{self.power_ons})")
         self._powered_at = time.monotonic()
@@ -72,34 +77,65 @@ class BringUpSession:
         reached = stage_index(self.stage)
         return [(b.name, b.pattern) for b in self.profile.bad_patterns if stage_index(b.from_stage) <= reached]
 
-    def _record(self, stage: str, arrived: float, line: str) -> None:
+    def _record(self, stage: str, arrived: float, line: str, end: int) -> None:
         self.stage = stage
+        self._stage_offsets[stage] = end - self._boot_text_start
         self.timeline.append(TimelineEntry(self.power_ons, stage, arrived - self._powered_at, line.strip()))
         self.console.log.event(f"stage {stage} at {arrived - self._powered_at:.3f} s after power-on")
 
     def uboot_prompt(self) -> UBoot:
         """The board held at the U-Boot prompt; powers on only if it is not there already."""
-        if self.stage == "u-boot" and self._uboot is not None:
-            return self._uboot
+        if self.stage == "u-boot" and self._uboot is not None and self._healthy:
+            try:
+                self._uboot.sync(timeout=2.0)
+                return self._uboot
+            except (ConsoleTimeout, BadPatternSeen) as exc:
+                self.console.log.event(f"the U-Boot prompt stopped answering ({exc.args[0]}); power-cycling")
         self.power_on()
-        self._drive_to_prompt()
+        self._watch("u-boot", interrupt=True)
         self._uboot = UBoot(self.console, self.profile)
         self._uboot.sync()
         return self._uboot
 
-    def _drive_to_prompt(self) -> None:
-        """Send the interrupt from power-on until the prompt, timestamping stage markers on the way."""
+    def reach(self, target: str) -> None:
+        """Drive the board to `target` (a stage after U-Boot) with the fewest power cycles.
+
+        Already there: nothing happens. Held at the U-Boot prompt: `boot` continues this boot
+        instead of starting another. Otherwise one power-on, with no keystroke sent.
+        """
+        if target == "u-boot":
+            self.uboot_prompt()
+            return
+        if target not in self.profile.stage_markers:
+            raise BoardFailure(f"the {self.profile.name} profile has no marker for stage {target}", stage=self.stage)
+        if self.stage != "off" and stage_index(self.stage) >= stage_index(target) and self._healthy:
+            return
+        if self.stage == "u-boot" and self._uboot is not None and self._healthy:
+            self._uboot = None
+            self.console.sendline("boot")
+        else:
+            self.power_on()
+        self._watch(target, interrupt=False)
+
+    def _watch(self, target: str, *, interrupt: bool) -> None:
+        """Follow the boot to `target`, timestamping stage markers; fail fast and say where it stopped.
+
+        With `interrupt`, the profile's interrupt key is sent every few tens of milliseconds
+        until the U-Boot prompt appears. Without it, a U-Boot prompt means U-Boot gave up booting.
+        """
+        self._healthy = False
         uboot = self.profile.uboot
         markers = [(s, re.compile(p, re.MULTILINE)) for s, p in sorted(
             self.profile.stage_markers.items(), key=lambda item: stage_index(item[0]))
-            if stage_index(s) <= stage_index("u-boot")]
+            if stage_index(self.stage) < stage_index(s) <= stage_index(target)]
         autoboot = [(a.name, re.compile(a.pattern, re.MULTILINE)) for a in uboot.autoboot]
         prompt = re.compile(re.escape(uboot.prompt))
-        interval = uboot.interrupt_every_ms / 1000
-        waiting_for = markers[0][0] if markers else "u-boot"
+        interval = uboot.interrupt_every_ms / 1000 if interrupt else 0.25
+        waiting_for = markers[0][0] if markers else target
         stage_started = time.monotonic()
         while True:
-            self.console.send(uboot.interrupt, char_delay_s=0)
+            if interrupt:
+                self._send_interrupt()
             found = self.console.poll([prompt] + [p for _, p in markers] + [p for _, p in autoboot], interval,
                                       stage=self.stage, bad=self._bad_patterns())
             if found is None:
@@ -107,33 +143,100 @@ class BringUpSession:
                 continue
             if found.index == 0:
                 if self.stage != "u-boot":
-                    self._record("u-boot", found.arrived, found.text)
-                return
+                    self._record("u-boot", found.arrived, found.text, found.end)
+                if interrupt:
+                    self._healthy = True
+                    return
+                raise BoardFailure(
+                    f"U-Boot found nothing to boot and returned to its prompt (waiting for stage {waiting_for})",
+                    stage="u-boot", tail=self.console.tail())
             index = found.index - 1
-            if index < len(markers):
-                stage = markers[index][0]
-                if stage_index(stage) <= stage_index(self.stage):
-                    continue  # a second line of a stage already reached (vendor SPL prints two)
-                self._record(stage, found.arrived, found.text)
-                later = [s for s, _ in markers if stage_index(s) > stage_index(stage)]
-                waiting_for = later[0] if later else "u-boot"
-                stage_started = time.monotonic()
-            else:
+            if index >= len(markers):
                 self.autoboot_variant = autoboot[index - len(markers)][0]
+                continue
+            stage = markers[index][0]
+            if stage_index(stage) <= stage_index(self.stage):
+                continue  # a second line of a stage already reached (vendor SPL prints two)
+            self._record(stage, found.arrived, found.text, found.end)
+            if stage == target and not interrupt:
+                self._healthy = True
+                return
+            later = [s for s, _ in markers if stage_index(s) > stage_index(stage)]
+            waiting_for = later[0] if later else target
+            stage_started = time.monotonic()
+
+    def evidence(self, pattern: str | re.Pattern[str], *, stage: str, what: str,
+                 timeout: float | None = None) -> re.Match[str]:
+        """Wait until this boot's capture holds `pattern`, without consuming anything.
+
+        Passive gates read the same boot independently (one gate's wait must not swallow another
+        gate's line), so they search the capture since power-on rather than the expect buffer.
+        A bad pattern in the capture ends the wait at once.
+        """
+        compiled = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, re.MULTILINE)
+        limit = self.timeout(stage) if timeout is None else timeout
+        started = time.monotonic()
+        bad = [(b.name, re.compile(b.pattern, re.MULTILINE), self._stage_offsets.get(b.from_stage, 0))
+               for b in self.profile.bad_patterns if b.from_stage == "off" or b.from_stage in self._stage_offsets]
+        while True:
+            capture = self.boot_capture()
+            if m := compiled.search(capture):
+                return m
+            for name, bad_pattern, offset in bad:
+                if seen := bad_pattern.search(capture, offset):
+                    line = capture[capture.rfind("\n", 0, seen.start()) + 1: capture.find("\n", seen.end())]
+                    raise BadPatternSeen(f"{name} at stage {self.stage} while waiting for {what}: {line.strip()!r}",
+                                         name=name, line=line.strip(), stage=self.stage, tail=self.console.tail())
+            waited = time.monotonic() - started
+            if waited >= limit:
+                raise ConsoleTimeout(
+                    f"{what} not seen: expected /{compiled.pattern}/ in this boot's console within {limit:g} s "
+                    f"(waited {waited:.1f} s; {self.describe()})", stage=self.stage, tail=self.console.tail())
+            time.sleep(0.1)
+
+    def _send_interrupt(self) -> None:
+        """Type the interrupt key; skipped while the port is away (a board-powered USB UART re-enumerating)."""
+        try:
+            self.console.send(self.profile.uboot.interrupt, char_delay_s=0)
+        except BenchError:
+            if self.console.port_present:
+                time.sleep(0.1)  # a write can fail just before the reader notices that the port went away
+                if self.console.port_present:
+                    raise
+
+    def timeout(self, stage: str) -> float:
+        """The profile's stage timeout, scaled for a virtual board, never under two seconds."""
+        return max(2.0, self.profile.timeout(stage) * self.bench.timeout_scale)
 
     def _check_stage_deadline(self, waiting_for: str, since: float) -> None:
-        limit = self.profile.timeout(waiting_for)
+        limit = self.timeout(waiting_for)
         waited = time.monotonic() - since
         if waited < limit:
             return
+        if not self.console.port_present:
+            raise BenchError(f"the console port ({self.console.where}) went away and did not come back within "
+                             f"{limit:g} s (expected stage {waiting_for})")
         if self.console.bytes_received == 0 or (self.stage == "off" and self.boot_capture().strip() == ""):
             raise BenchError(
                 f"nothing at all on the console {waited:.1f} s after power-on (expected stage {waiting_for}): "
                 f"check the board's power ({self.power.description}) and the UART wiring (TX/RX/GND, "
-                f"{self.profile.console.firmware.baud} baud)")
+                f"{self.profile.console.firmware.baud} baud); a board with no valid loader on any medium "
+                "also stays silent, in MaskROM")
+        tail = self.console.tail()
+        for known in self.profile.silent_after:
+            if tail and re.search(known.after, tail[-1]):
+                raise ConsoleTimeout(f"{known.finding} (stage {waiting_for} not reached within {limit:g} s)",
+                                     stage=self.stage, tail=tail)
+        # Waiting for the stage already reached means its marker came but the U-Boot prompt did not.
+        missing = (f"stage {waiting_for} not reached: no {waiting_for} marker" if waiting_for != self.stage
+                   else f"the U-Boot prompt {self.profile.uboot.prompt!r} not reached: no prompt")
         raise ConsoleTimeout(
-            f"stage {waiting_for} not reached: no {waiting_for} marker within its {limit:g} s timeout "
-            f"(last stage seen: {self.stage})", stage=self.stage, tail=self.console.tail())
+            f"{missing} within its {limit:g} s timeout "
+            f"(last stage seen: {self.stage}; the console went quiet {self._quiet_for():.1f} s ago)",
+            stage=self.stage, tail=self.console.tail())
+
+    def _quiet_for(self) -> float:
+        return time.monotonic() - self.console.last_arrival if self.console.last_arrival else 0.0
 
     def describe(self) -> str:
         reached = [e.stage for e in self.timeline if e.power_on == self.power_ons]

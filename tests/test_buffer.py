@@ -108,17 +108,21 @@ def test_dollar_waits_for_the_line_end_even_when_the_text_so_far_fits() -> None:
     assert expect_match(buffer, r"^LPDDR5, (\d+)MHz$").group(1) == "2112"
 
 
-def test_dot_star_dollar_does_not_capture_a_half_line() -> None:
-    """`^Model: (.+)$` on a line still arriving must not return a truncated model (or a sentinel)."""
+@pytest.mark.parametrize(("pattern", "first", "rest", "group"), [
+    (r"^Model: (.+)$", "Model: FriendlyElec Nano", "Pi M6\n", "FriendlyElec NanoPi M6"),
+    (r"^DDR Version (\S+)", "DDR Version V1.1", "9 20240229\n", "V1.19"),
+])
+def test_a_match_running_into_the_end_waits_for_the_rest(pattern: str, first: str, rest: str, group: str) -> None:
+    r"""`(.+)$` or `\S+` on a line still arriving must not return a truncated value (or the end sentinel)."""
     buffer = ExpectBuffer()
-    pattern = rx(r"^Model: (.+)$")
-    buffer.append("Model: FriendlyElec Nano")
-    assert buffer.expect([pattern], 0) is None
-    buffer.append("Pi M6\n")
-    found = buffer.expect([pattern], 0)
+    compiled = rx(pattern)
+    buffer.append(first)
+    assert buffer.expect([compiled], 0) is None
+    buffer.append(rest)
+    found = buffer.expect([compiled], 0)
     assert isinstance(found, Match)
-    assert found.group(1) == "FriendlyElec NanoPi M6"
-    assert found.text == "Model: FriendlyElec NanoPi M6"
+    assert found.group(1) == group
+    assert "\x00" not in found.text
 
 
 def test_caret_after_a_match_that_ended_mid_line() -> None:

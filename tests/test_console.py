@@ -8,6 +8,8 @@ those messages are the harness's whole answer when the bench is wired wrong.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import re
 import select
@@ -20,12 +22,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import serial
+from serial import rfc2217
 
 from harness.console.console import Console
 from harness.errors import BadPatternSeen, BenchError, ConsoleTimeout
 
 BAUD = 115200
 STAMP = r"\[\s*\d+\.\d{6}\] "
+# pyserial's RFC 2217 client still calls Thread.setDaemon/setName; that is not ours to fix.
+PYSERIAL_RFC2217_WARNINGS = pytest.mark.filterwarnings("ignore:set(Daemon|Name):DeprecationWarning")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 2.0, what: str = "condition") -> None:
@@ -76,37 +82,39 @@ class FakeUsbUart:
 
 
 class TcpPeer:
-    """A TCP server on 127.0.0.1 for one client: sends `greeting`, answers telnet, keeps what it reads."""
+    """A TCP server on 127.0.0.1 for one client: keeps what it reads, optionally answers it (telnet)."""
 
-    def __init__(self, greeting: bytes = b"", answer: Callable[[bytes], bytes] | None = None) -> None:
-        self.greeting = greeting
+    def __init__(self, answer: Callable[[bytes], bytes] | None = None) -> None:
         self.answer = answer
         self.received = b""
+        self.connected = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
-        self._clients: list[socket.socket] = []
+        self._client: socket.socket | None = None
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
         try:
-            client, _ = self._server.accept()
+            self._client, _ = self._server.accept()
         except OSError:
             return
-        self._clients.append(client)
-        try:
-            client.sendall(self.greeting)
-            while data := client.recv(4096):
+        self.connected.set()
+        with contextlib.suppress(OSError):
+            while data := self._client.recv(4096):
                 self.received += data
                 if self.answer is not None:
-                    client.sendall(self.answer(self.received))
-        except OSError:
-            pass
+                    self._client.sendall(self.answer(self.received))
+
+    def send(self, data: bytes) -> None:
+        """What the board prints; only once the console is open (pyserial drains input while opening)."""
+        assert self.connected.wait(2) and self._client is not None
+        self._client.sendall(data)
 
     def close(self) -> None:
         self._server.close()
-        for client in self._clients:
-            client.close()
+        if self._client is not None:
+            self._client.close()
         self._thread.join(timeout=2)
 
 
@@ -220,7 +228,7 @@ def test_send_paces_characters(pty: Pty, tmp_path: Path) -> None:
         console.send("abc")
         reader.join(timeout=3)
         assert bytes(byte for _, byte in received) == b"abc"
-        gaps = [later[0] - earlier[0] for earlier, later in zip(received, received[1:], strict=False)]
+        gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(received)]
         assert all(gap >= 0.015 for gap in gaps), gaps
     finally:
         console.close()
@@ -283,6 +291,7 @@ def test_permission_denied_mentions_dialout(pty: Pty, tmp_path: Path) -> None:
     assert pty.path in output
 
 
+@PYSERIAL_RFC2217_WARNINGS
 def test_plain_tcp_server_is_not_rfc2217(tmp_path: Path) -> None:
     """rfc2217:// to a raw TCP port (ser2net `raw` accepter) cannot set the baud: say so and how to fix it."""
     peer = TcpPeer()
@@ -303,17 +312,25 @@ def test_plain_tcp_server_is_not_rfc2217(tmp_path: Path) -> None:
 IAC, WILL, DO, COM_PORT_OPTION = 255, 251, 253, 44
 
 
-def accept_rfc2217_only(received: bytes) -> bytes:
-    """A telnet peer that agrees to RFC 2217 but never acknowledges a parameter change (the baud)."""
+def accept_rfc2217_only() -> Callable[[bytes], bytes]:
+    """A telnet peer's answers: agree to RFC 2217 once, never acknowledge a parameter change (the baud)."""
     will_com_port = bytes([IAC, WILL, COM_PORT_OPTION])
-    if received.endswith(will_com_port) or will_com_port in received[-64:]:
-        return bytes([IAC, DO, COM_PORT_OPTION]) if received.count(will_com_port) == 1 else b""
-    return b""
+    answered = False
+
+    def answer(received: bytes) -> bytes:
+        nonlocal answered
+        if answered or will_com_port not in received:
+            return b""
+        answered = True
+        return bytes([IAC, DO, COM_PORT_OPTION])
+
+    return answer
 
 
+@PYSERIAL_RFC2217_WARNINGS
 def test_rfc2217_server_refusing_the_baud(tmp_path: Path) -> None:
     """An RFC 2217 server that does not accept the speed change: the message names the URL and baud."""
-    peer = TcpPeer(answer=accept_rfc2217_only)
+    peer = TcpPeer(answer=accept_rfc2217_only())
     url = f"rfc2217://127.0.0.1:{peer.port}?timeout=0.5"
     console = Console(url, 1500000, tmp_path / "logs")
     try:
@@ -325,15 +342,77 @@ def test_rfc2217_server_refusing_the_baud(tmp_path: Path) -> None:
     message = str(err.value)
     assert url in message
     assert "refused baud 1500000" in message
-    assert "does not speak RFC 2217" not in message
+    assert "RFC 2217 server did not accept the speed change" in message
+
+
+class Rfc2217Server:
+    """pyserial's own RFC 2217 server logic in front of a loop:// port: what ser2net telnet(rfc2217) does."""
+
+    def __init__(self) -> None:
+        self.serial = serial.serial_for_url("loop://", timeout=0.05)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._running = True
+        self._threads = [threading.Thread(target=self._serve, daemon=True)]
+        self._threads[0].start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._server.accept()
+        except OSError:
+            return
+        self._conn = conn
+        manager = rfc2217.PortManager(self.serial, self)
+
+        def to_network() -> None:
+            while self._running:
+                with contextlib.suppress(OSError, serial.SerialException):
+                    data = self.serial.read(self.serial.in_waiting or 1)
+                    if data:
+                        conn.sendall(b"".join(manager.escape(data)))
+
+        pump = threading.Thread(target=to_network, daemon=True)
+        self._threads.append(pump)
+        pump.start()
+        with contextlib.suppress(OSError):
+            while data := conn.recv(1024):
+                self.serial.write(b"".join(manager.filter(data)))
+
+    def write(self, data: bytes) -> None:
+        """PortManager's way of answering the client."""
+        self._conn.sendall(data)
+
+    def close(self) -> None:
+        self._running = False
+        self._server.close()
+        if hasattr(self, "_conn"):
+            self._conn.close()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self.serial.close()
+
+
+@PYSERIAL_RFC2217_WARNINGS
+def test_rfc2217_url_works_end_to_end(tmp_path: Path) -> None:
+    """A real RFC 2217 server: the console opens at the profile's baud, types, and matches the echo."""
+    server = Rfc2217Server()
+    url = f"rfc2217://127.0.0.1:{server.port}?timeout=1"
+    try:
+        with Console(url, 1500000, tmp_path / "logs") as console:
+            assert server.serial.baudrate == 1500000
+            console.sendline("hello rfc2217")
+            assert console.expect(r"^hello (\w+)$", 2).group(1) == "rfc2217"
+    finally:
+        server.close()
 
 
 def test_socket_url_reads_and_writes(tmp_path: Path) -> None:
     """socket:// (ser2net raw accepter) carries both directions."""
-    peer = TcpPeer(greeting=b"U-Boot 2024.01\r\n=> ")
+    peer = TcpPeer()
     console = Console(f"socket://127.0.0.1:{peer.port}", BAUD, tmp_path / "logs")
     console.open()
     try:
+        peer.send(b"U-Boot 2024.01\r\n=> ")
         assert console.expect("=> ", 2).text == "=> "
         console.sendline("version")
         wait_until(lambda: peer.received == b"version\n", what="the peer to receive the command")

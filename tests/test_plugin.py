@@ -16,7 +16,7 @@ M6 = (ROOT / "boards" / "nanopi-m6.yaml").read_text()
 
 def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
     result, report_dir = run_gates("--board", "nanopi-m6", "--bench", "sim", "-m", "bootloader")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     report = read_report(report_dir / "report.html")
     assert report["environment"]["Board"].startswith("nanopi-m6")
     assert report["environment"]["Hardware"] == "virtual board"
@@ -36,8 +36,8 @@ def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
 
 def test_gates_without_board_are_skipped_with_one_clear_reason(run_gates) -> None:
     result, _ = run_gates("-rs")
-    result.assert_outcomes(skipped=2)
-    result.stdout.fnmatch_lines(["*2 gate(s) skipped: needs a board: pass --board NAME (known: nanopi-m6, rpi5-cm5*"])
+    result.assert_outcomes(skipped=8)
+    result.stdout.fnmatch_lines(["*8 gate(s) skipped: needs a board: pass --board NAME (known: nanopi-m6, rpi5-cm5*"])
 
 
 def test_unknown_board_is_a_usage_error_listing_boards(run_gates) -> None:
@@ -59,19 +59,19 @@ def test_wrong_ddr_clock_fails_boot02_with_the_line_seen(run_gates, tmp_path: Pa
     (tmp_path / "slow-ddr.yaml").write_text(transcript.replace("ddr_mhz: 2400", "ddr_mhz: 2112"))
     bench = tmp_path / "sim-slow-ddr.yaml"
     bench.write_text("name: sim-slow-ddr\nkind: sim\nram_mb: 8192\nsim: {transcript: slow-ddr.yaml}\n")
-    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench))
-    result.assert_outcomes(passed=1, failed=1)
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench), "-m", "bootloader")
+    result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*DDR init reports 'LPDDR5, 2112MHz'; the profile expects LPDDR5, 2400MHz*"])
 
 
 def test_ram_size_is_checked_against_the_bench_unit(run_gates, tmp_path: Path) -> None:
     bench = tmp_path / "sim-16g.yaml"
     bench.write_text("name: sim-16g\nkind: sim\nram_mb: 16384\n")
-    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench))
-    result.assert_outcomes(passed=2)
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench), "-m", "bootloader")
+    result.assert_outcomes(passed=3)
     bench.write_text("name: sim-16g\nkind: sim\n")
-    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench))
-    result.assert_outcomes(passed=1, errors=1)
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench), "-m", "bootloader")
+    result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*does not say how much RAM this unit has: add ram_mb*"])
 
 

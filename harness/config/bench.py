@@ -100,6 +100,11 @@ class Bench(Strict):
     def is_virtual(self) -> bool:
         return self.kind != "hardware"
 
+    @property
+    def timeout_scale(self) -> float:
+        """Stage timeouts are the real board's; a virtual board running faster gets proportionally less."""
+        return min(1.0, self.sim.time_scale * 2) if self.sim is not None else 1.0
+
     def secret(self, name: str) -> str:
         """Read a secret from the environment variable the bench names; never from the file."""
         variable = self.secrets.get(name)

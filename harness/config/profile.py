@@ -87,6 +87,8 @@ class UBootSpec(Strict):
 
 class KernelSpec(Strict):
     model: str
+    mmc_hosts: dict[Literal["sd", "emmc"], str] = Field(
+        default={}, description="Linux's name of each MMC host (from the device tree aliases), e.g. emmc: mmc0")
 
 
 class EthernetSpec(Strict):
@@ -99,6 +101,13 @@ class BadPattern(Strict):
     name: str
     pattern: Regex
     from_stage: Stage = "off"
+
+
+class SilenceFinding(Strict):
+    """A known reason for the console to go quiet right after a given line: reported by name."""
+
+    after: Regex
+    finding: str
 
 
 class BoardProfile(Strict):
@@ -114,6 +123,9 @@ class BoardProfile(Strict):
     ethernet: EthernetSpec | None
     timeouts: dict[Stage, PositiveFloat]
     bad_patterns: list[BadPattern] = []
+    silent_after: list[SilenceFinding] = []
+    not_applicable: dict[str, str] = Field(
+        default={}, description="requirement id -> why this board has no such thing; reported, never passed")
 
     def timeout(self, stage: str) -> float:
         return self.timeouts.get(stage, 60.0)  # type: ignore[call-overload]

@@ -52,6 +52,7 @@ class Console:
         self._lost_since: float | None = None
         self._lost_reason = ""
         self.bytes_received = 0
+        self.last_arrival = 0.0
         self.reopen_count = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -71,6 +72,8 @@ class Console:
         return self
 
     def close(self) -> None:
+        if self._stop.is_set():
+            return  # already closed (a second close must not write to the closed log)
         self._stop.set()
         if self._reader is not None:
             self._reader.join(timeout=5)
@@ -107,6 +110,7 @@ class Console:
                 continue
             if data:
                 arrived = time.monotonic()
+                self.last_arrival = arrived
                 self.bytes_received += len(data)
                 text = cleaner.feed(data)
                 self.log.write(data, text, arrived)

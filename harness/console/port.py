@@ -20,7 +20,9 @@ def is_device_path(url: str) -> bool:
 
 def open_port(url: str, baud: int, *, where: str = "the bench's serial.url") -> serial.SerialBase:
     """Open `url` at `baud` with a short read timeout, exclusively when it is a local device."""
-    options: dict[str, object] = {"baudrate": baud, "timeout": 0.05, "write_timeout": 5}
+    options: dict[str, object] = {"baudrate": baud, "timeout": 0.05}
+    if not url.lower().startswith("rfc2217://"):
+        options["write_timeout"] = 5  # pyserial's RFC 2217 client refuses to open with any write timeout
     if is_device_path(url):
         if not os.path.exists(url):
             raise BenchError(
@@ -47,7 +49,12 @@ def _explain(url: str, baud: int, exc: Exception, where: str) -> BenchError:
             f"serial device {url} is in use by another program (picocom, screen, minicom, another harness "
             "run?): close it and try again")
     lowered = text.lower()
-    if "baud" in lowered or "parameter change" in lowered or code == errno.EINVAL:
+    if "parameter change" in lowered:
+        return BenchError(
+            f"network console {url} refused baud {baud} ({where}): its RFC 2217 server did not accept the "
+            f"speed change ({text}). Check that the server's serial adapter supports {baud} baud (CH340 or FTDI "
+            "for 1500000; CP2102 cannot) and that the server allows clients to change the speed")
+    if "baud" in lowered or code == errno.EINVAL:
         return BenchError(
             f"serial port {url} refused baud {baud} ({text}). The board profile asks for this speed: use an "
             "adapter that supports it (CH340 or FTDI for 1500000; CP2102 cannot), or, for a network "

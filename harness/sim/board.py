@@ -91,6 +91,7 @@ class VirtualBoard:
         self._interrupted = threading.Event()
         self._line = bytearray()
         self._shell = self._new_shell()
+        self._held_slave = -1
         self._master, self._slave = self._open_pty()
         self._input = threading.Thread(target=self._read_keys, name="sim-keys", daemon=True)
         self._input.start()
@@ -102,12 +103,23 @@ class VirtualBoard:
         self.pty_path: str | None = os.ttyname(slave)
         return master, slave
 
-    def _close_pty(self) -> None:
+    def _close_pty(self, *, hold_name: bool = False) -> None:
+        """Hang the port up. `hold_name` keeps its slave open until the next port is open, so the
+        kernel cannot hand the same /dev/pts number out again: the UART comes back under another name."""
         self.pty_path = None
+        self._release_held_name()
+        if hold_name:
+            self._held_slave, self._slave = self._slave, -1
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._master = self._slave = -1
+
+    def _release_held_name(self) -> None:
+        held, self._held_slave = self._held_slave, -1
+        if held >= 0:
+            with contextlib.suppress(OSError):
+                os.close(held)
 
     @property
     def uart_present(self) -> bool:
@@ -141,7 +153,7 @@ class VirtualBoard:
         self._stop_maintenance()
         if not on:
             if "uart-reenumerate" in self.faults and self.uart_present:
-                self._close_pty()  # the board-powered USB UART goes with the board
+                self._close_pty(hold_name=True)  # the board-powered USB UART goes with the board
             return
         self.power_on_count += 1
         threading.Thread(target=self._power_on, args=(self._generation,), name="sim-boot", daemon=True).start()
@@ -152,6 +164,7 @@ class VirtualBoard:
             if not self._alive(generation):
                 return
             self._master, self._slave = self._open_pty()
+            self._release_held_name()
             self._note(f"USB UART enumerated again as {self.pty_path}")
             time.sleep(UART_ENUMERATE_S)
         self._boot(generation)
@@ -305,7 +318,12 @@ class VirtualBoard:
             endpoint.close()
             return False
         self.maintenance = endpoint
-        addresses = [SIDEROLINK_ADDRESS] if "siderolink" in self.features else [str(self.values.get("ip"))]
+        # With SideroLink configured the API listens on the SideroLink address only; without a link
+        # (no carrier, or SideroLink failing) the board has no address to list.
+        if "siderolink" in self.features:
+            addresses = [] if "siderolink-fail" in self.faults else [SIDEROLINK_ADDRESS]
+        else:
+            addresses = [str(self.values.get("ip"))] if "eth" in self.features else []
         for line in endpoint.console_lines(addresses):
             if not self._print(f"[    9.{self._rng.randint(100000, 999999)}] {line}", delay_ms, generation):
                 return False

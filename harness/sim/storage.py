@@ -11,6 +11,8 @@ from pathlib import Path
 
 from harness.image.layout import ImageFacts, inspect_image
 
+BLANK_EMMC_SECTORS = 64 * 2**30 // 512  # a blank 64 GB eMMC, as on the NanoPi M6
+
 
 @dataclass
 class VirtualMmc:
@@ -34,7 +36,8 @@ class VirtualMmc:
 
     @property
     def has_card(self) -> bool:
-        return self.present and self.image is not None
+        """An SD slot needs a card; a soldered eMMC answers even when blank."""
+        return self.present and (self.image is not None or self.kind == "emmc")
 
     @property
     def has_loader(self) -> bool:
@@ -50,5 +53,8 @@ class VirtualMmc:
 
     @property
     def sectors(self) -> int:
-        return self.facts.size_bytes // 512 if self.facts else (Path(self.image).stat().st_size // 512
-                                                                  if self.image and Path(self.image).exists() else 0)
+        if self.facts is not None:
+            return self.facts.size_bytes // 512
+        if self.image is not None and Path(self.image).exists():
+            return Path(self.image).stat().st_size // 512
+        return BLANK_EMMC_SECTORS if self.kind == "emmc" else 0

@@ -140,9 +140,9 @@ class UBootShell:
             return "\n".join(lines) + "\n", 0
         if sub == "read" and len(rest) == 3:
             block, count = int(rest[1], 16), int(rest[2], 16)
-            ok = mmc.image is not None and block + count <= mmc.sectors
-            if ok:
-                read_blocks(mmc.image, block, count)
+            ok = block + count <= mmc.sectors
+            if ok and mmc.image is not None:
+                ok = len(read_blocks(mmc.image, block, count)) == count * 512
             head = f"\nMMC read: dev # {mmc.index}, block # {block}, count {count} ... "
             return head + (f"{count} blocks read: OK\n" if ok else "0 blocks read: ERROR\n"), 0 if ok else 1
         return f"mmc {sub}: unknown or incomplete subcommand\n", 1

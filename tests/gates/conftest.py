@@ -5,15 +5,35 @@ from __future__ import annotations
 import pytest
 
 from harness.config.bench import Bench
+from harness.config.profile import BoardProfile
 from harness.errors import ConfigError
 from harness.session import BringUpSession
 from harness.uboot import UBoot
+
+
+@pytest.fixture(autouse=True)
+def _applicable(request: pytest.FixtureRequest) -> None:
+    """A gate the board profile declares not applicable is reported so, with the profile's reason."""
+    marker = request.node.get_closest_marker("requirement")
+    if marker is None or "board_profile" not in request.fixturenames:
+        return
+    profile: BoardProfile = request.getfixturevalue("board_profile")
+    for requirement in marker.args:
+        if requirement in profile.not_applicable:
+            pytest.skip(f"not applicable to {profile.name}: {profile.not_applicable[requirement]}")
 
 
 @pytest.fixture
 def uboot(bring_up_session: BringUpSession) -> UBoot:
     """The board held at the U-Boot prompt (autoboot interrupted)."""
     return bring_up_session.uboot_prompt()
+
+
+@pytest.fixture
+def booted(bring_up_session: BringUpSession) -> BringUpSession:
+    """The board booted into its kernel (continuing from the U-Boot prompt when it is held there)."""
+    bring_up_session.reach("kernel")
+    return bring_up_session
 
 
 @pytest.fixture

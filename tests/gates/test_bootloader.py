@@ -1,4 +1,4 @@
-"""Roadmap phase 2, bootloader: DDR init and the U-Boot prompt."""
+"""Roadmap phase 2, bootloader: DDR init, the U-Boot prompt, U-Boot reading the microSD."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ pytestmark = pytest.mark.bootloader
 
 
 @pytest.mark.requirement("BOOT-01")
-def test_uboot_prompt_after_power_on(uboot: UBoot, board_profile: BoardProfile) -> None:
-    """BOOT-01: the U-Boot prompt appears on the UART after power-on."""
+def test_uboot_prompt_after_power_on(uboot: UBoot) -> None:
+    """BOOT-01: the U-Boot prompt appears on the UART after power-on (autoboot interrupted)."""
     result = uboot.run("version")
     assert result.ok, f"'version' at the U-Boot prompt exited {result.status}:\n{result.output}"
     assert "U-Boot" in result.output, f"'version' did not print a U-Boot banner:\n{result.output}"
@@ -25,11 +25,29 @@ def test_ddr_init(uboot: UBoot, bring_up_session: BringUpSession, board_profile:
                   unit_ram_mb: int) -> None:
     """BOOT-02: DDR init reports the profile's memory type and clock and this unit's RAM size."""
     expected = board_profile.ddr
-    if expected is None:
-        pytest.skip(f"not applicable: {board_profile.name} prints no DDR init (its profile has ddr: null)")
+    assert expected is not None, f"{board_profile.name}: BOOT-02 needs ddr: in the profile or a not_applicable entry"
     ddr = ddr_facts(bring_up_session.boot_capture())
     assert ddr.type is not None, "no DDR type/clock line (e.g. 'LPDDR5, 2400MHz') in this boot's console"
     assert (ddr.type, ddr.mhz) == (expected.type, expected.mhz), (
         f"DDR init reports {ddr.line!r}; the profile expects {expected.type}, {expected.mhz}MHz")
     assert ddr.size_mb == unit_ram_mb, (
         f"DDR channels sum to {ddr.size_mb} MB ({ddr.channels}); this unit has {unit_ram_mb} MB (bench ram_mb)")
+
+
+@pytest.mark.requirement("BOOT-03")
+def test_uboot_reads_the_microsd(uboot: UBoot, board_profile: BoardProfile) -> None:
+    """BOOT-03: U-Boot sees the SD controller, selects the card, reads its partition table and a block."""
+    sd = board_profile.mmc("sd")
+    assert sd is not None, f"{board_profile.name}: the profile names no SD controller (uboot.mmc)"
+    listing = uboot.run("mmc list")
+    assert listing.ok and f"{sd.controller}: {sd.index}" in listing.output, (
+        f"'mmc list' (exit {listing.status}) does not show the SD controller {sd.controller} as "
+        f"device {sd.index}:\n{listing.output}")
+    select = uboot.run(f"mmc dev {sd.index}")
+    assert select.ok, f"'mmc dev {sd.index}' exited {select.status}: no card or no answer:\n{select.output}"
+    table = uboot.run("mmc part")
+    assert table.ok and "Partition Type: EFI" in table.output, (
+        f"'mmc part' (exit {table.status}) shows no GPT on the card:\n{table.output}")
+    block = uboot.run("mmc read ${loadaddr} 0 1")
+    assert block.ok and "1 blocks read: OK" in block.output, (
+        f"'mmc read' (exit {block.status}) could not read block 0:\n{block.output}")
