@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import tempfile
@@ -71,6 +72,18 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_analyze(args: argparse.Namespace) -> int:
+    from harness.analysis import analyze, read_capture, summary
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise ConfigError(f"no console capture at {path}")
+    profile = load_profile(args.board, boards_dir(Path.cwd())) if args.board else None
+    result = analyze(read_capture(path), profile, ram_mb=args.ram_mb)
+    print(json.dumps(result, indent=2) if args.json else summary(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hil", description="Talos board bring-up harness")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--time-scale", type=float, default=1.0, help="1.0 is real timing; smaller is faster")
     sim.add_argument("--off", action="store_true", help="start powered off; switch it with the relay pty")
     sim.set_defaults(run=_sim)
+    log = commands.add_parser("log", help="work with console captures").add_subparsers(dest="log", required=True)
+    analyze = log.add_parser("analyze", help="stages and facts in a console capture (raw or console.log)")
+    analyze.add_argument("file")
+    analyze.add_argument("--board", help="judge the gates a passive log can decide, against this profile")
+    analyze.add_argument("--ram-mb", type=int, help="this unit's RAM, for BOOT-02's size check")
+    analyze.add_argument("--json", action="store_true", help="one JSON object")
+    analyze.set_defaults(run=_log_analyze)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

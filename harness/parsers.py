@@ -16,7 +16,7 @@ DDR_BLOB = re.compile(r"^DDR (?:Version )?(\S+) ", _M)
 DDR_TYPE_CLOCK = re.compile(r"^(LPDDR5|LPDDR4X?|DDR4), (\d+)MHz$", _M)
 DDR_CHANNEL = re.compile(
     r"^channel\[(\d)\] BW=\d+ Col=\d+ Bk=\d+ CS0 Row=\d+(?: CS1 Row=\d+)? CS=\d Die BW=\d+ Size=(\d+)MB$", _M)
-SPL_BANNER = re.compile(r"^U-Boot SPL (\S+)", _M)
+SPL_BANNER = re.compile(r"^U-Boot SPL (\d{4}\.\d{2}\S*)", _M)
 UBOOT_BANNER = re.compile(r"^U-Boot (?!SPL|TPL)(\S+) \((.*)\)$", _M)
 UBOOT_MODEL = re.compile(r"^Model: (.+)$", _M)
 UBOOT_DRAM = re.compile(r"^DRAM:\s+([\d.]+) GiB", _M)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness import judges
 from harness.config.profile import BoardProfile
-from harness.parsers import ddr_facts
 from harness.session import BringUpSession
 from harness.uboot import UBoot
 
@@ -24,14 +24,8 @@ def test_uboot_prompt_after_power_on(uboot: UBoot) -> None:
 def test_ddr_init(uboot: UBoot, bring_up_session: BringUpSession, board_profile: BoardProfile,
                   unit_ram_mb: int) -> None:
     """BOOT-02: DDR init reports the profile's memory type and clock and this unit's RAM size."""
-    expected = board_profile.ddr
-    assert expected is not None, f"{board_profile.name}: BOOT-02 needs ddr: in the profile or a not_applicable entry"
-    ddr = ddr_facts(bring_up_session.boot_capture())
-    assert ddr.type is not None, "no DDR type/clock line (e.g. 'LPDDR5, 2400MHz') in this boot's console"
-    assert (ddr.type, ddr.mhz) == (expected.type, expected.mhz), (
-        f"DDR init reports {ddr.line!r}; the profile expects {expected.type}, {expected.mhz}MHz")
-    assert ddr.size_mb == unit_ram_mb, (
-        f"DDR channels sum to {ddr.size_mb} MB ({ddr.channels}); this unit has {unit_ram_mb} MB (bench ram_mb)")
+    judgment = judges.boot02(bring_up_session.boot_capture(), board_profile, ram_mb=unit_ram_mb)
+    assert judgment.passed, f"{judgment.reason} (this boot's console)"
 
 
 @pytest.mark.requirement("BOOT-03")
