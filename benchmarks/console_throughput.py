@@ -185,7 +185,6 @@ class LogCheck:
     seq_corrupt: int = 0
     marks_seen: int = 0
     other_lines: int = 0
-    unterminated_tail: int = 0
     chunks: list[int] = field(default_factory=list)
 
 
@@ -194,7 +193,6 @@ def check_raw_log(raw_path: Path, expected_lines: int) -> LogCheck:
     data = raw_path.read_bytes()
     check = LogCheck(size=len(data), sha256=hashlib.sha256(data).hexdigest())
     lines = data.split(b"\n")
-    check.unterminated_tail = len(lines[-1])
     seen = bytearray(expected_lines)
     previous = -1
     for line in lines[:-1]:

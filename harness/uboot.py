@@ -10,23 +10,12 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from dataclasses import dataclass
 
+from harness.command import CommandResult
 from harness.config.profile import BoardProfile
 from harness.console.console import Console
 
 _counter = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    command: str
-    status: int
-    output: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 0
 
 
 class UBoot:

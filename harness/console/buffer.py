@@ -86,13 +86,13 @@ class ExpectBuffer:
         """Characters of cleaned text received so far (absolute offset of the end)."""
         return self._end
 
-    def _text_from(self, position: int) -> str:
-        """Text from absolute `position` to the end; caller holds the lock."""
+    def _text_from(self, position: int, suffix: str = "") -> str:
+        """Text from absolute `position` to the end, plus `suffix`, in one copy; caller holds the lock."""
         if not self._chunks:
-            return ""
+            return suffix
         i = max(0, bisect.bisect_right(self._starts, position) - 1)
         head = self._chunks[i][max(0, position - self._starts[i]):]
-        return head + "".join(self._chunks[i + 1:])
+        return "".join([head, *self._chunks[i + 1:], suffix])
 
     def _arrival(self, position: int) -> float:
         i = max(0, bisect.bisect_right(self._starts, position) - 1)
@@ -119,7 +119,7 @@ class ExpectBuffer:
             with self._cond:
                 region_start = max(self._consumed, scan_from)
                 text_from = max(self._starts[0] if self._starts else 0, region_start - 1)
-                region = self._text_from(text_from) + _SENTINEL
+                region = self._text_from(text_from, _SENTINEL)
                 end = self._end
             pos = region_start - text_from
             found = _earliest(patterns, region, pos)

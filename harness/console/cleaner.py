@@ -13,7 +13,7 @@ import re
 # CSI sequences (ESC [ ... final), OSC strings (ESC ] ... BEL/ST), and two-byte escapes.
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 # An OSC may be cut between the ESC and the backslash of its ST terminator: hold that ESC too.
-_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?$")
+_UNFINISHED = re.compile(r"\x1b(?:\[[0-?]*[ -/]*|\][^\x07\x1b]*\x1b?)?\Z")
 _DROPPED = re.compile(r"[\r\x00]")
 
 

@@ -102,6 +102,8 @@ class Console:
             try:
                 waiting = port.in_waiting
                 data = port.read(waiting if waiting > 0 else 1)
+                if waiting <= 0 and data and (more := port.in_waiting) > 0:
+                    data += port.read(more)  # woken by a burst's first byte: take the rest in the same chunk
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's posix read races a close() and hits fd None.
                 if self._stop.is_set():

@@ -107,7 +107,7 @@ class UBootShell:
             return "mmc - MMC sub system\n\nUsage:\nmmc info - display info of the current MMC device\n", 1
         sub, rest = args[0], args[1:]
         if sub == "list":
-            return "".join(f"{m.controller}: {m.index}" + (f" ({m.label})" if m.present else "") + "\n"
+            return "".join(f"{m.controller}: {m.index}" + (f" ({m.label})" if m.has_card else "") + "\n"
                            for m in sorted(self.mmcs, key=lambda m: m.controller)), 0
         if sub == "dev":
             index = int(rest[0]) if rest else (self.current if self.current is not None else 0)
