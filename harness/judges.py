@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.command import CommandResult
 from harness.config.profile import BoardProfile
 from harness.parsers import console_args, ddr_facts, kernel_facts, talos_facts
 
@@ -53,6 +54,9 @@ def boot04(text: str, profile: BoardProfile, **_: object) -> Judgment:
     kernel = kernel_facts(text)
     if not kernel.entered or kernel.cmdline is None:
         return Judgment(NOT_SEEN, "no 'Booting Linux' and kernel command line")
+    if not re.search(profile.kernel.userspace, text, re.MULTILINE):
+        return Judgment(NOT_SEEN, f"Linux {kernel.version} started but never reached userspace "
+                                  f"(/{profile.kernel.userspace}/ not seen)")
     wanted = (profile.console.kernel.device, profile.console.kernel.baud)
     if wanted not in console_args(kernel.cmdline):
         return Judgment(FAIL, f"Linux {kernel.version} runs, but its command line lacks {profile.console.kernel_arg} "
@@ -102,6 +106,15 @@ def ovrl04_console(text: str, profile: BoardProfile, **_: object) -> Judgment:
     return Judgment(PASS, f"Talos {talos.version} in maintenance mode (console only; the API probe is live)")
 
 
+def shell_check(result: CommandResult, expect: str) -> Judgment:
+    """A shell command's evidence: it must exit 0 and print what the profile says it prints."""
+    if not result.ok:
+        return Judgment(FAIL, f"'{result.command}' exited {result.status}: {result.output}")
+    if not re.search(expect, result.output, re.MULTILINE):
+        return Judgment(FAIL, f"'{result.command}' does not show /{expect}/: {result.output}")
+    return Judgment(PASS, f"'{result.command}': {result.output}")
+
+
 PASSIVE: dict[str, Callable[..., Judgment]] = {
     "BOOT-01": boot01, "BOOT-02": boot02, "BOOT-04": boot04, "KERN-01": kern01, "KERN-02": kern02,
     "KERN-03": kern03, "KERN-04": kern04, "OVRL-04": ovrl04_console,
@@ -123,7 +136,7 @@ def evidence_pattern(requirement: str, profile: BoardProfile) -> re.Pattern[str]
     """What a live gate waits for before judging: the line its judge needs."""
     escaped = re.escape
     patterns = {
-        "BOOT-04": r"Kernel command line: ",
+        "BOOT-04": profile.kernel.userspace,
         "KERN-01": rf"{escaped(profile.ethernet.device) if profile.ethernet else '$^'} \S+: Link is Up",
         "KERN-02": rf"mmcblk\d+: {escaped(profile.kernel.mmc_hosts.get('emmc', '$^'))}:",
         "KERN-03": rf"New USB device found, idVendor=(?!{LINUX_ROOT_HUB_VENDOR})",

@@ -18,6 +18,7 @@ from harness.config.profile import STAGES, BoardProfile, stage_index
 from harness.console.console import Console
 from harness.errors import BadPatternSeen, BenchError, BoardFailure, ConsoleTimeout
 from harness.power.base import PowerSwitch
+from harness.shell import LinuxShell
 from harness.uboot import UBoot
 
 
@@ -45,6 +46,7 @@ class BringUpSession:
     _uboot: UBoot | None = None
     _boot_text_start: int = 0
     _stage_offsets: dict[str, int] = field(default_factory=dict)  # where each stage began in the capture
+    _shell: LinuxShell | None = None
     _healthy: bool = False  # the last drive reached its target; a failed one forces a power cycle
     virtual_board: Any = None  # the VirtualBoard behind a sim bench, for its own tests; None on hardware
 
@@ -110,12 +112,34 @@ class BringUpSession:
             raise BoardFailure(f"the {self.profile.name} profile has no marker for stage {target}", stage=self.stage)
         if self.stage != "off" and stage_index(self.stage) >= stage_index(target) and self._healthy:
             return
+        if self.profile.uboot.before_boot:
+            uboot = self.uboot_prompt()
+            for command in self.profile.uboot.before_boot:
+                result = uboot.run(command)
+                if not result.ok:
+                    raise BoardFailure(f"U-Boot command {command!r} (uboot.before_boot) exited {result.status}: "
+                                       f"{result.output}", stage="u-boot", tail=self.console.tail())
         if self.stage == "u-boot" and self._uboot is not None and self._healthy:
             self._uboot = None
             self.console.sendline("boot")
         else:
             self.power_on()
+        self._shell = None
         self._watch(target, interrupt=False)
+
+    def shell(self) -> LinuxShell:
+        """The Linux shell on the console, once the kernel has handed over to userspace."""
+        spec = self.profile.shell
+        if spec is None:
+            raise BoardFailure(f"{self.profile.name} has no shell on its console (profile: no shell section)",
+                               stage=self.stage)
+        self.reach("kernel")
+        if self._shell is None:
+            self.evidence(self.profile.kernel.userspace, stage="kernel", what="the kernel handing over to userspace")
+            shell = LinuxShell(self.console, spec.prompt)
+            shell.sync(timeout=self.timeout("kernel"))
+            self._shell = shell
+        return self._shell
 
     def _watch(self, target: str, *, interrupt: bool) -> None:
         """Follow the boot to `target`, timestamping stage markers; fail fast and say where it stopped.

@@ -105,7 +105,7 @@ def test_unknown_bench_lists_the_known_ones(tmp_path: Path) -> None:
     (tmp_path / "desk-m6.yaml").write_text("name: desk-m6\nserial: {url: /dev/ttyUSB0}\n")
     with pytest.raises(ConfigError) as err:
         load_bench("lab", tmp_path)
-    assert "unknown bench 'lab'" in str(err.value) and "sim, desk-m6" in str(err.value)
+    assert "unknown bench 'lab'" in str(err.value) and "sim, qemu, desk-m6" in str(err.value)
 
 
 def test_hardware_bench_must_say_where_its_console_is(tmp_path: Path) -> None:

@@ -37,13 +37,14 @@ def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
 def test_gates_without_board_are_skipped_with_one_clear_reason(run_gates) -> None:
     result, _ = run_gates("-rs")
     result.assert_outcomes(skipped=8)
-    result.stdout.fnmatch_lines(["*8 gate(s) skipped: needs a board: pass --board NAME (known: nanopi-m6, rpi5-cm5*"])
+    result.stdout.fnmatch_lines(
+        ["*8 gate(s) skipped: needs a board: pass --board NAME (known: nanopi-m6, qemu-arm64, rpi5-cm5*"])
 
 
 def test_unknown_board_is_a_usage_error_listing_boards(run_gates) -> None:
     result, _ = run_gates("--board", "nanopi-m7")
     assert result.ret == 4
-    result.stderr.fnmatch_lines(["*unknown board 'nanopi-m7'*Known boards: nanopi-m6, rpi5-cm5*"])
+    result.stderr.fnmatch_lines(["*unknown board 'nanopi-m7'*Known boards: nanopi-m6, qemu-arm64, rpi5-cm5*"])
 
 
 def test_invalid_board_yaml_stops_the_run_naming_file_line_and_key(run_gates, tmp_path: Path) -> None:

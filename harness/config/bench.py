@@ -18,7 +18,7 @@ from harness.config.yamlfile import load_model
 from harness.errors import ConfigError
 from harness.sim.faults import validate_faults
 
-BUILT_IN_BENCHES = ("sim",)
+BUILT_IN_BENCHES = ("sim", "qemu")
 
 
 class SerialSpec(Strict):
@@ -75,9 +75,16 @@ class SimSpec(Strict):
     transcript: str | None = Field(default=None, description="transcript file to play instead of the board's own")
 
 
+class QemuSpec(Strict):
+    """Settings of the built-in QEMU board."""
+
+    variant: Literal["good", "broken-initramfs"] = "good"
+    memory_mb: PositiveInt = 1024
+
+
 class Bench(Strict):
     name: str
-    kind: Literal["hardware", "sim"] = "hardware"
+    kind: Literal["hardware", "sim", "qemu"] = "hardware"
     board: str | None = None
     serial: SerialSpec | None = None
     power: RelaySpec | None = None
@@ -87,6 +94,7 @@ class Bench(Strict):
     ram_mb: PositiveInt | None = Field(default=None, description="this unit's RAM, as DDR init sums it")
     secrets: dict[str, str] = Field(default={}, description="secret name -> environment variable name")
     sim: SimSpec | None = None
+    qemu: QemuSpec | None = None
 
     @model_validator(mode="after")
     def _kind_matches_parts(self) -> Bench:
@@ -94,6 +102,8 @@ class Bench(Strict):
             raise ValueError("a hardware bench needs a 'serial' section saying where its console is")
         if self.kind == "sim" and self.sim is None:
             return self.model_copy(update={"sim": SimSpec()})
+        if self.kind == "qemu" and self.qemu is None:
+            return self.model_copy(update={"qemu": QemuSpec()})
         return self
 
     @property
@@ -119,6 +129,8 @@ class Bench(Strict):
 def builtin_bench(name: str) -> Bench:
     if name == "sim":
         return Bench(name="sim", kind="sim", ram_mb=8192, sim=SimSpec())
+    if name == "qemu":
+        return Bench(name="qemu", kind="qemu", ram_mb=1024, qemu=QemuSpec())
     raise KeyError(name)
 
 

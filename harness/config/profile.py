@@ -83,16 +83,32 @@ class UBootSpec(Strict):
     interrupt: str = Field(min_length=1)
     interrupt_every_ms: PositiveInt = 50
     mmc: list[MmcController] = []
+    before_boot: list[str] = Field(
+        default=[], description="commands run at the prompt before every `boot` (then the board is always "
+                                "booted through the prompt), e.g. to set the device tree's model on QEMU")
 
 
 class KernelSpec(Strict):
     model: str
+    userspace: Regex = Field(description="the line that proves the kernel handed over to userspace")
     mmc_hosts: dict[Literal["sd", "emmc"], str] = Field(
         default={}, description="Linux's name of each MMC host (from the device tree aliases), e.g. emmc: mmc0")
 
 
 class EthernetSpec(Strict):
     device: str
+
+
+class ShellCheck(Strict):
+    command: str
+    expect: Regex
+
+
+class ShellSpec(Strict):
+    """A shell on the console at the kernel stage: gates then ask it instead of reading the kernel log."""
+
+    prompt: str = Field(min_length=1)
+    evidence: dict[str, ShellCheck] = Field(default={}, description="requirement id -> command and what it prints")
 
 
 class BadPattern(Strict):
@@ -121,6 +137,7 @@ class BoardProfile(Strict):
     uboot: UBootSpec
     kernel: KernelSpec
     ethernet: EthernetSpec | None
+    shell: ShellSpec | None = None
     timeouts: dict[Stage, PositiveFloat]
     bad_patterns: list[BadPattern] = []
     silent_after: list[SilenceFinding] = []
