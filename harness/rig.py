@@ -25,9 +25,11 @@ from harness.sim.board import VirtualBoard
 from harness.sim.relay import LcusRelayDouble
 from harness.sim.transcript import load_transcript
 
+QEMU_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "qemu"
+
 
 def describe_bench(bench: Bench) -> str:
-    return "virtual board" if bench.is_virtual else "real hardware"
+    return {"sim": "virtual board", "qemu": "QEMU board (real U-Boot and Linux)"}.get(bench.kind, "real hardware")
 
 
 @contextlib.contextmanager
@@ -42,6 +44,9 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
             board, power = _virtual_board(profile, bench, log_dir, image, stack)
             url = lambda: board.pty_path  # noqa: E731 - found again after re-enumeration, like a udev identity
             off_time = 0.05
+        elif bench.kind == "qemu":
+            url, power = _qemu_board(bench, log_dir, stack)
+            off_time = 0.0
         else:
             if bench.serial is None or bench.serial.url is None:
                 raise ConfigError(f"bench '{bench.name}': serial.udev lookup needs the udev transport "
@@ -81,6 +86,20 @@ def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: st
          f"faults={', '.join(board.faults) or 'none'}")
     relay = stack.enter_context(LcusRelayDouble(channels=1, on_change=lambda _channel, on: board.power(on)))
     return board, LcusRelay(relay.pty_path, 1)
+
+
+def _qemu_board(bench: Bench, log_dir: Path, stack: contextlib.ExitStack) -> tuple[str, PowerSwitch]:
+    from harness.qemu.assets import build_assets
+    from harness.qemu.machine import QemuMachine, QmpPower
+
+    spec = bench.qemu
+    assert spec is not None
+    with (log_dir / "qemu-assets.log").open("a", encoding="utf-8") as build_log:
+        assets = build_assets(QEMU_CACHE, variant=spec.variant,
+                              log=lambda line: print(line, file=build_log, flush=True))
+    machine = QemuMachine(assets, log_dir / "qemu", memory_mb=spec.memory_mb).start()
+    stack.callback(machine.close)
+    return machine.console_url, QmpPower(machine)
 
 
 def _leave_off(session: BringUpSession) -> None:
