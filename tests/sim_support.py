@@ -15,7 +15,7 @@ FAST_TIMEOUTS = {"ddr": 1.5, "spl": 1.5, "u-boot": 2.0, "kernel": 2.5, "talos-ma
 def fast_profile(name: str) -> BoardProfile:
     """The shipped profile, unchanged except for its stage timeouts."""
     profile = load_profile(name, boards_dir())
-    timeouts = {stage: FAST_TIMEOUTS[stage] for stage in profile.timeouts}
+    timeouts = {stage: FAST_TIMEOUTS.get(stage, 2.5) for stage in profile.timeouts}
     return profile.model_copy(update={"timeouts": timeouts})
 
 

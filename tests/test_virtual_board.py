@@ -1,4 +1,4 @@
-"""The virtual board driven through the real harness: each fault must be reported at the right stage, for the right reason.
+"""The virtual board driven through the real harness: each fault reported at the right stage, for the right reason.
 
 Every test goes through `bring_up` (console on a pty, power through the LCUS relay double), so
 what is pinned is the harness's verdict on a boot, not the simulator's internals: a gate that
@@ -7,6 +7,7 @@ trusts these messages on the virtual board can trust them on a real NanoPi M6.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pydantic
@@ -56,7 +57,7 @@ def test_healthy_nanopi_m6_reaches_maintenance_and_its_console_matches_its_api(m
         session.reach("talos-maintenance")
         assert [e.stage for e in session.timeline] == ["ddr", "spl", "u-boot", "kernel", "talos-maintenance"]
         seconds = [e.seconds for e in session.timeline]
-        assert all(a < b for a, b in zip(seconds, seconds[1:], strict=False)), seconds
+        assert all(a < b for a, b in itertools.pairwise(seconds)), seconds
         assert session.power_ons == 1 and session.virtual_board.power_on_count == 1
 
         capture = _maintenance_lines_done(session)
@@ -109,7 +110,7 @@ def test_ddr_at_the_wrong_clock_still_boots_and_the_clock_is_read_from_the_captu
     ("hang:u-boot", "u-boot", "u-boot", "the U-Boot prompt '=> ' not reached"),
     ("hang:kernel", "talos-maintenance", "kernel", "stage talos-maintenance not reached"),
     ("hang:talos", "talos-maintenance", "kernel", "stage talos-maintenance not reached"),  # Talos runs in the kernel
-])
+], ids=["hang-ddr", "hang-spl", "hang-u-boot", "hang-kernel", "hang-talos"])
 def test_a_hang_is_reported_at_the_last_stage_reached(m6: BoardProfile, tmp_path: Path, fault: str, target: str,
                                                       stage: str, reason: str) -> None:
     """The stage is the last marker seen; the message names what did not come after it."""
@@ -123,18 +124,18 @@ def test_a_hang_is_reported_at_the_last_stage_reached(m6: BoardProfile, tmp_path
 
 
 def test_kernel_panic_is_a_named_failure_in_stage_kernel(m6: BoardProfile, tmp_path: Path) -> None:
-    with bring_up(m6, sim_bench(faults=["kernel-panic"]), tmp_path) as session:
-        with pytest.raises(BadPatternSeen) as caught:
-            session.reach("talos-maintenance")
+    with bring_up(m6, sim_bench(faults=["kernel-panic"]), tmp_path) as session, \
+            pytest.raises(BadPatternSeen) as caught:
+        session.reach("talos-maintenance")
     assert caught.value.name == "kernel-panic" and caught.value.stage == "kernel"
     assert "Kernel panic - not syncing" in caught.value.line
 
 
 def test_talos_that_never_enters_maintenance_times_out_in_stage_kernel(m6: BoardProfile, tmp_path: Path) -> None:
-    """Talos failing its boot sequence is silence after the kernel, reported as such (with its last words in the tail)."""
-    with bring_up(m6, sim_bench(faults=["talos-no-maintenance"]), tmp_path) as session:
-        with pytest.raises(ConsoleTimeout) as caught:
-            session.reach("talos-maintenance")
+    """Talos failing its boot sequence is silence after the kernel, reported so, its last words in the tail."""
+    with bring_up(m6, sim_bench(faults=["talos-no-maintenance"]), tmp_path) as session, \
+            pytest.raises(ConsoleTimeout) as caught:
+        session.reach("talos-maintenance")
     assert caught.value.stage == "kernel"
     assert str(caught.value).startswith("stage talos-maintenance not reached")
     assert any("boot sequence: failed" in line for line in caught.value.tail)
@@ -245,9 +246,9 @@ def test_rpi5_reaches_its_own_prompt_at_115200_with_no_ddr_lines(rpi5: BoardProf
 
 def test_rpi5_kernel_console_on_the_other_uart_is_a_named_finding(rpi5: BoardProfile, tmp_path: Path) -> None:
     """The known RPi5 problem must be reported by name, not as a generic timeout."""
-    with bring_up(rpi5, sim_bench(faults=["kernel-console-other-uart"]), tmp_path) as session:
-        with pytest.raises(ConsoleTimeout) as caught:
-            session.reach("talos-maintenance")
+    with bring_up(rpi5, sim_bench(faults=["kernel-console-other-uart"]), tmp_path) as session, \
+            pytest.raises(ConsoleTimeout) as caught:
+        session.reach("talos-maintenance")
     assert str(caught.value).startswith("console silent after 'EFI stub: Exiting boot services'")
     assert caught.value.stage == "kernel"
 
