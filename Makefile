@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 REPORT ?= reports/demo
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup system demo qemu test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,12 +15,20 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+## Debian packages for the QEMU board (qemu-system-arm, u-boot-qemu, mtools, ...), when missing.
+system:
+	bash scripts/install-system-packages.sh
+
 ## The main job against the built-in virtual NanoPi M6; writes $(REPORT)/report.html.
 demo: setup
 	$(VENV)/bin/pytest --board nanopi-m6 --bench sim -m bootloader --report-dir $(REPORT) tests/gates
 
+## The gates against the QEMU board: Debian's real U-Boot and Linux.
+qemu: setup system
+	$(VENV)/bin/pytest --board qemu-arm64 --bench qemu --report-dir reports/qemu tests/gates
+
 ## The whole test suite (what CI runs).
-test: setup lint
+test: setup system lint
 	$(VENV)/bin/pytest --board nanopi-m6 --bench sim --report-dir reports/tests tests; status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	  exit $$status

@@ -37,7 +37,8 @@ class LinuxShell:
                                      what=f"the end of shell command {command!r}")
         self.console.expect(self.prompt, timeout, stage="kernel", what="the shell prompt after a command")
         lines = marker.before.split("\n")
-        if lines and f"={tag}=" in lines[0]:
-            lines = lines[1:]  # the command line as the shell echoed it
+        echoed = [i for i, line in enumerate(lines) if f"={tag}=$?=" in line]
+        if echoed:
+            lines = lines[echoed[-1] + 1:]  # the command line as the shell echoed it, and a prompt before it
         output = "\n".join(line for line in lines if not _KERNEL_LINE.match(line))
         return CommandResult(command, int(marker.group(1) or 1), output.strip("\n"))

@@ -102,6 +102,7 @@ class EthernetSpec(Strict):
 class ShellCheck(Strict):
     command: str
     expect: Regex
+    within_s: PositiveFloat = Field(default=10.0, description="keep asking this long: links and disks come late")
 
 
 class ShellSpec(Strict):

@@ -8,6 +8,8 @@ uses offline.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness import judges
@@ -21,7 +23,12 @@ def judge_live(session: BringUpSession, profile: BoardProfile, requirement: str,
     """Ask the shell when the stage has one and the profile says how; else read this boot's kernel log."""
     check = profile.shell.evidence.get(requirement) if profile.shell else None
     if check is not None:
-        return judges.shell_check(session.shell().run(check.command), check.expect)
+        deadline = time.monotonic() + check.within_s
+        while not (judgment := judges.shell_check(session.shell().run(check.command), check.expect)).passed:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        return judgment
     session.evidence(judges.evidence_pattern(requirement, profile), stage="kernel", what=what)
     return judges.PASSIVE[requirement](session.boot_capture(), profile)
 
