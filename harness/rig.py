@@ -24,6 +24,7 @@ from harness.session import BringUpSession
 from harness.sim.board import VirtualBoard
 from harness.sim.relay import LcusRelayDouble
 from harness.sim.transcript import load_transcript
+from harness.transports.udev import serial_locator
 
 QEMU_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "qemu"
 
@@ -48,15 +49,13 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
             url, power = _qemu_board(bench, log_dir, stack)
             off_time = 0.0
         else:
-            if bench.serial is None or bench.serial.url is None:
-                raise ConfigError(f"bench '{bench.name}': serial.udev lookup needs the udev transport "
-                                  "(not in this version); give serial.url instead")
-            url = bench.serial.url
+            assert bench.serial is not None  # the bench schema requires it for hardware
+            url = bench.serial.url if bench.serial.url is not None else serial_locator(bench.serial.udev or {})
             power = _hardware_power(bench)
             off_time = bench.power.off_time_s if bench.power else 2.0
         console = Console(url, profile.console.firmware.baud, log_dir,
                           char_delay_s=profile.console.char_delay_ms / 1000,
-                          where=f"bench '{bench.name}' serial")
+                          where=f"bench '{bench.name}' serial {_serial_identity(bench)}".rstrip())
         console.open()
         stack.callback(console.close)
         session = BringUpSession(profile, bench, console, power, off_time_s=off_time, virtual_board=board)
@@ -100,6 +99,12 @@ def _qemu_board(bench: Bench, log_dir: Path, stack: contextlib.ExitStack) -> tup
     machine = QemuMachine(assets, log_dir / "qemu", memory_mb=spec.memory_mb).start()
     stack.callback(machine.close)
     return machine.console_url, QmpPower(machine)
+
+
+def _serial_identity(bench: Bench) -> str:
+    if bench.serial is None:
+        return ""
+    return f"url {bench.serial.url}" if bench.serial.url else f"udev {bench.serial.udev}"
 
 
 def _leave_off(session: BringUpSession) -> None:
