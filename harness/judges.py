@@ -132,15 +132,20 @@ def judge_all(text: str, profile: BoardProfile, ram_mb: int | None = None) -> di
     return verdicts
 
 
-def evidence_pattern(requirement: str, profile: BoardProfile) -> re.Pattern[str]:
-    """What a live gate waits for before judging: the line its judge needs."""
-    escaped = re.escape
-    patterns = {
-        "BOOT-04": profile.kernel.userspace,
-        "KERN-01": rf"{escaped(profile.ethernet.device) if profile.ethernet else '$^'} \S+: Link is Up",
-        "KERN-02": rf"mmcblk\d+: {escaped(profile.kernel.mmc_hosts.get('emmc', '$^'))}:",
-        "KERN-03": rf"New USB device found, idVendor=(?!{LINUX_ROOT_HUB_VENDOR})",
-        "KERN-04": r"Machine model: ",
-        "OVRL-04": r"\[talos\] entering maintenance service",
+def evidence(requirement: str, profile: BoardProfile) -> tuple[re.Pattern[str], str]:
+    """What a live gate waits for before judging (the line its judge needs), and how to name it."""
+    ethernet = profile.ethernet.device if profile.ethernet else None
+    emmc_host = profile.kernel.mmc_hosts.get("emmc")
+    never = "(?!)"  # the profile names nothing to wait for: the wait times out and says what is missing
+    table = {
+        "BOOT-04": (profile.kernel.userspace, "the kernel handing over to userspace"),
+        "KERN-01": (rf"{re.escape(ethernet)} \S+: Link is Up" if ethernet else never, f"link up on {ethernet}"),
+        "KERN-02": (rf"mmcblk\d+: {re.escape(emmc_host)}:" if emmc_host else never,
+                    f"an mmcblk device on {emmc_host} (eMMC)"),
+        "KERN-03": (rf"New USB device found, idVendor=(?!{LINUX_ROOT_HUB_VENDOR})",
+                    "a USB device (not a root hub) enumerating"),
+        "KERN-04": (r"Machine model: ", "the 'Machine model' line"),
+        "OVRL-04": (r"\[talos\] entering maintenance service", "Talos entering maintenance mode"),
     }
-    return re.compile(patterns[requirement], re.MULTILINE)
+    pattern, what = table[requirement]
+    return re.compile(pattern, re.MULTILINE), what

@@ -291,10 +291,8 @@ def test_permission_denied_mentions_dialout(pty: Pty, tmp_path: Path) -> None:
     assert pty.path in output
 
 
-@PYSERIAL_RFC2217_WARNINGS
-def test_plain_tcp_server_is_not_rfc2217(tmp_path: Path) -> None:
-    """rfc2217:// to a raw TCP port (ser2net `raw` accepter) cannot set the baud: say so and how to fix it."""
-    peer = TcpPeer()
+def _open_refused(peer: TcpPeer, tmp_path: Path) -> tuple[str, str]:
+    """Open an rfc2217:// console against `peer`; it must fail: returns the URL and the message."""
     url = f"rfc2217://127.0.0.1:{peer.port}?timeout=0.5"
     console = Console(url, 1500000, tmp_path / "logs")
     try:
@@ -303,7 +301,13 @@ def test_plain_tcp_server_is_not_rfc2217(tmp_path: Path) -> None:
     finally:
         console.close()
         peer.close()
-    message = str(err.value)
+    return url, str(err.value)
+
+
+@PYSERIAL_RFC2217_WARNINGS
+def test_plain_tcp_server_is_not_rfc2217(tmp_path: Path) -> None:
+    """rfc2217:// to a raw TCP port (ser2net `raw` accepter) cannot set the baud: say so and how to fix it."""
+    url, message = _open_refused(TcpPeer(), tmp_path)
     assert url in message
     assert "does not speak RFC 2217" in message
     assert "socket://" in message
@@ -330,16 +334,7 @@ def accept_rfc2217_only() -> Callable[[bytes], bytes]:
 @PYSERIAL_RFC2217_WARNINGS
 def test_rfc2217_server_refusing_the_baud(tmp_path: Path) -> None:
     """An RFC 2217 server that does not accept the speed change: the message names the URL and baud."""
-    peer = TcpPeer(answer=accept_rfc2217_only())
-    url = f"rfc2217://127.0.0.1:{peer.port}?timeout=0.5"
-    console = Console(url, 1500000, tmp_path / "logs")
-    try:
-        with pytest.raises(BenchError) as err:
-            console.open()
-    finally:
-        console.close()
-        peer.close()
-    message = str(err.value)
+    url, message = _open_refused(TcpPeer(answer=accept_rfc2217_only()), tmp_path)
     assert url in message
     assert "refused baud 1500000" in message
     assert "RFC 2217 server did not accept the speed change" in message

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +28,11 @@ from harness.errors import BadPatternSeen, BenchError, ConsoleTimeout
 
 PatternLike = str | re.Pattern[str]
 UrlSource = str | Callable[[], str | None]
+
+
+# How a port that vanished (or was closed by the reader meanwhile) fails: termios.error is not an
+# OSError, and pyserial's posix code racing a close() trips over a file descriptor of None.
+PORT_ERRORS = (serial.SerialException, OSError, termios.error, TypeError, AttributeError)
 
 
 def compile_pattern(pattern: PatternLike) -> re.Pattern[str]:
@@ -104,8 +110,7 @@ class Console:
                 data = port.read(waiting if waiting > 0 else 1)
                 if waiting <= 0 and data and (more := port.in_waiting) > 0:
                     data += port.read(more)  # woken by a burst's first byte: take the rest in the same chunk
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # TypeError/AttributeError: pyserial's posix read races a close() and hits fd None.
+            except PORT_ERRORS as exc:
                 if self._stop.is_set():
                     break
                 self._lose_port(str(exc))
@@ -217,7 +222,7 @@ class Console:
                         port.flush()
                         time.sleep(delay)
                 port.flush()
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 raise BenchError(f"writing to the console {self.where} failed: {exc}") from exc
 
     def sendline(self, text: str = "") -> None:

@@ -32,8 +32,9 @@ def serial_locator(properties: Mapping[str, str]) -> Callable[[], str | None]:
         nodes = find_serial_devices(wanted)
         if len(nodes) > 1:
             raise BenchError(
-                f"serial.udev {wanted} matches {len(nodes)} devices ({', '.join(nodes[:4])}, ...): add a property that tells "
-                "them apart (ID_PATH names the USB port; see `udevadm info -q property -n /dev/ttyUSB0`)")
+                f"serial.udev {wanted} matches {len(nodes)} devices ({', '.join(nodes[:4])}, ...): "
+                "add a property that tells them apart (ID_PATH names the USB port; "
+                "see `udevadm info -q property -n /dev/ttyUSB0`)")
         return nodes[0] if nodes else None
 
     return locate
