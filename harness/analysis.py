@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import judges
-from harness.config.profile import STAGES, BoardProfile
+from harness.config.profile import BoardProfile
 from harness.console.cleaner import clean
 from harness.console.log import EVENT_PREFIX
 from harness.parsers import ddr_facts, kernel_facts, talos_facts, uboot_facts
@@ -110,5 +110,3 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(f"gate {gate}: {verdict}")
     return "\n".join(lines)
 
-
-__all__ = ["STAGES", "analyze", "read_capture", "summary"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.config.bench import Bench
-from harness.config.profile import STAGES, BoardProfile, stage_index
+from harness.config.profile import BoardProfile, stage_index
 from harness.console.console import Console
 from harness.errors import BadPatternSeen, BenchError, BoardFailure, ConsoleTimeout
 from harness.power.base import PowerSwitch
@@ -266,5 +266,3 @@ class BringUpSession:
         reached = [e.stage for e in self.timeline if e.power_on == self.power_ons]
         return f"stage {self.stage} (power-ons: {self.power_ons}; this boot: {' -> '.join(reached) or 'none'})"
 
-
-__all__ = ["STAGES", "BringUpSession", "TimelineEntry"]

@@ -22,7 +22,7 @@ from typing import Any
 
 from harness.config.profile import BoardProfile
 from harness.errors import ConfigError
-from harness.sim.faults import FEATURE_FAULTS, HANG_STAGES, validate_faults
+from harness.sim.faults import FEATURE_FAULTS, validate_faults
 from harness.sim.storage import VirtualMmc
 from harness.sim.transcript import Line, StageScript, Transcript, fill
 from harness.sim.uboot_shell import UBootShell
@@ -412,5 +412,3 @@ def _needs_script(fault: str) -> bool:
     """Faults whose output is board-specific data; the rest are handled the same on every board."""
     return not (fault.startswith("hang:") or fault in FEATURE_FAULTS or fault in ("serial-noise", "uart-reenumerate"))
 
-
-__all__ = ["HANG_STAGES", "VirtualBoard"]
