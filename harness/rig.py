@@ -9,6 +9,7 @@ double on its own pty, driven by the real relay driver.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from harness.sim.transcript import load_transcript
 from harness.transports.udev import serial_locator
 
 QEMU_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "qemu"
+SIM_CACHE = QEMU_CACHE.parent / "sim"
 
 
 def describe_bench(bench: Bench) -> str:
@@ -75,8 +77,13 @@ def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: st
 
     sd_image, emmc_image = image or spec.image, spec.emmc_image
     if sd_image is None and emmc_image is None:
-        # Nothing given: a Talos image on the microSD, as bring-up starts, and a blank eMMC.
-        sd_image = str(make_talos_like_image(log_dir / f"virtual-{profile.name}-talos.img"))
+        # Nothing given: a Talos image on the microSD, as bring-up starts, and a blank eMMC. It is the
+        # same every time, so it is made once (not in the report directory, which gets attached to releases).
+        default = SIM_CACHE / "talos-v1.9.1.img"
+        if not default.is_file():
+            SIM_CACHE.mkdir(parents=True, exist_ok=True)
+            make_talos_like_image(default.with_suffix(f".partial-{os.getpid()}")).rename(default)
+        sd_image = str(default)
     board = VirtualBoard(profile, load_transcript(profile.name, spec.transcript), ram_mb=bench.ram_mb or 8192,
                          time_scale=spec.time_scale, faults=spec.faults, sd_image=sd_image, emmc_image=emmc_image,
                          nvme=spec.nvme, kernel_args=spec.kernel_args, drop_fast_keys=spec.drop_fast_keys, log=note)

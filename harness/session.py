@@ -136,7 +136,7 @@ class BringUpSession:
         self.reach("kernel")
         if self._shell is None:
             self.evidence(self.profile.kernel.userspace, stage="kernel", what="the kernel handing over to userspace")
-            shell = LinuxShell(self.console, spec.prompt)
+            shell = LinuxShell(self.console, spec.prompt, login_user=spec.login_user)
             shell.sync(timeout=self.timeout("kernel"))
             self._shell = shell
         return self._shell

@@ -13,22 +13,38 @@ import itertools
 import re
 
 from harness.command import CommandResult
+from harness.console.buffer import AT_END
 from harness.console.console import Console
+from harness.errors import BenchError
 
 _counter = itertools.count(1)
 _KERNEL_LINE = re.compile(r"^\s*\[\s*\d+\.\d+\] ")
+_LOGIN = re.compile(r"login: " + AT_END)
+_PASSWORD = re.compile(r"[Pp]assword: " + AT_END)
 
 
 class LinuxShell:
-    def __init__(self, console: Console, prompt: str) -> None:
+    def __init__(self, console: Console, prompt: str, *, login_user: str | None = None) -> None:
         self.console = console
         self.prompt = re.compile(re.escape(prompt))
+        self.login_user = login_user
 
     def sync(self, timeout: float = 10.0) -> None:
-        """Forget stale output and wait for a fresh prompt."""
+        """Forget stale output and wait for a fresh prompt, logging in first if a getty asks."""
         self.console.discard_pending()
         self.console.sendline("")
-        self.console.expect(self.prompt, timeout, stage="kernel", what="the shell prompt")
+        found = self.console.expect([self.prompt, _LOGIN, _PASSWORD], timeout, stage="kernel", what="the shell prompt")
+        if found.index == 0:
+            return
+        if found.index == 2 or self.login_user is None:
+            raise BenchError(
+                "the console asks for a " + ("password" if found.index == 2 else "login") + ": the harness logs in "
+                "only as a passwordless user; set shell.login_user in the board profile and boot a debug "
+                "initramfs whose user has no password")
+        self.console.sendline(self.login_user)
+        found = self.console.expect([self.prompt, _PASSWORD], timeout, stage="kernel", what="the shell prompt")
+        if found.index == 1:
+            raise BenchError(f"user {self.login_user!r} needs a password on this console; use a passwordless user")
 
     def run(self, command: str, timeout: float = 20.0) -> CommandResult:
         tag = f"HILSH{next(_counter)}"

@@ -15,9 +15,10 @@ from support import GATES, ROOT, read_report
 
 from harness.config.bench import builtin_bench
 from harness.config.profile import boards_dir, load_profile
+from harness.console.console import Console
 from harness.errors import BenchError, ConsoleTimeout
 from harness.qemu.assets import build_assets
-from harness.qemu.machine import QemuMachine
+from harness.qemu.machine import QemuMachine, free_port
 from harness.rig import QEMU_CACHE, bring_up
 from harness.session import BringUpSession
 
@@ -113,3 +114,10 @@ def test_qemu_that_cannot_start_is_a_bench_error(tmp_path: Path) -> None:
     with pytest.raises(BenchError) as caught:
         QemuMachine(broken, tmp_path / "qemu").start()
     assert "QEMU did not start" in str(caught.value) and "missing.img" in str(caught.value)
+
+
+def test_a_console_socket_that_never_appears_is_a_bench_error(tmp_path: Path) -> None:
+    url = f"socket://127.0.0.1:{free_port()}"
+    with pytest.raises(BenchError) as caught:
+        Console(url, 115200, tmp_path).open()
+    assert url in str(caught.value) and "refused" in str(caught.value).lower()

@@ -109,6 +109,7 @@ class ShellSpec(Strict):
     """A shell on the console at the kernel stage: gates then ask it instead of reading the kernel log."""
 
     prompt: str = Field(min_length=1)
+    login_user: str | None = Field(default=None, description="log in as this passwordless user if a getty asks")
     evidence: dict[str, ShellCheck] = Field(default={}, description="requirement id -> command and what it prints")
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 # NUL never survives cleaning, so it can mark the end of the text: with it there, `$` matches
 # only before a real newline, and `^LPDDR5, (\d+)MHz$` cannot match the half line "LPDDR5, 24".
 _SENTINEL = "\x00"
+# For patterns: "here the received text ends for now", i.e. a prompt waiting for input.
+AT_END = "(?=\x00)"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from harness.qemu.assets import QemuAssets, qemu_binary
 from harness.qemu.qmp import Qmp
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -30,7 +30,7 @@ class QemuMachine:
         self.workdir = workdir
         self.memory_mb = memory_mb
         self.cpus = cpus
-        self.port = _free_port()
+        self.port = free_port()
         self.qmp_path = workdir / "qmp.sock"
         self._process: subprocess.Popen[bytes] | None = None
         self.qmp: Qmp | None = None

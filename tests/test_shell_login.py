@@ -1,0 +1,93 @@
+"""The Linux shell driver facing a getty, as a real board's debug initramfs may present one.
+
+The far side is a small fake getty on a pty that speaks what a terminal sees: a login prompt with
+no newline after it, the typed name echoed, a `# ` prompt, and `$?` carried by the marker echo.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import tty
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.console.console import Console
+from harness.errors import BenchError
+from harness.shell import LinuxShell
+
+
+class FakeGetty:
+    """Answers line by line: login prompt until a user is given, then a shell running `uname -m`."""
+
+    def __init__(self, ask_password: bool = False) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self.ask_password = ask_password
+        self.user: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _answer(self, line: str) -> str:
+        if self.user is None:
+            if not line:
+                return "\r\nhil-debug login: "
+            self.user = line
+            kernel_line = "[    9.100000] random: crng init done\r\n"
+            return f"{line}\r\n" + ("Password: " if self.ask_password else kernel_line + "# ")
+        marker = re.search(r"echo (=\w+=)\$\?=$", line)
+        output = "aarch64\r\n" if line.startswith("uname -m") else ""
+        return f"{line}\r\n{output}" + (f"{marker.group(1)}0=\r\n" if marker else "") + "# "
+
+    def _serve(self) -> None:
+        pending = b""
+        while not self._stop.is_set():
+            try:
+                pending += os.read(self.master, 1024)
+            except OSError:
+                return
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                os.write(self.master, self._answer(line.decode().strip()).encode())
+
+    def close(self) -> None:
+        self._stop.set()
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.fixture
+def getty(request: pytest.FixtureRequest) -> Iterator[FakeGetty]:
+    fake = FakeGetty(ask_password=getattr(request, "param", False))
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def console(getty: FakeGetty, tmp_path: Path) -> Iterator[Console]:
+    with Console(getty.path, 115200, tmp_path) as live:
+        yield live
+
+
+def test_logs_in_as_the_profiles_user_then_runs_commands(getty: FakeGetty, console: Console) -> None:
+    shell = LinuxShell(console, "# ", login_user="root")
+    shell.sync(timeout=5)
+    assert getty.user == "root"
+    result = shell.run("uname -m", timeout=5)
+    assert (result.status, result.output) == (0, "aarch64")
+
+
+def test_a_login_prompt_without_a_user_is_a_bench_error(console: Console) -> None:
+    with pytest.raises(BenchError, match=r"asks for a login.*shell\.login_user"):
+        LinuxShell(console, "# ").sync(timeout=5)
+
+
+@pytest.mark.parametrize("getty", [True], indirect=True)
+def test_a_password_prompt_is_refused_clearly(console: Console) -> None:
+    with pytest.raises(BenchError, match="'root' needs a password"):
+        LinuxShell(console, "# ", login_user="root").sync(timeout=5)
