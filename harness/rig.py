@@ -57,7 +57,8 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
             off_time = bench.power.off_time_s if bench.power else 2.0
         console = Console(url, profile.console.firmware.baud, log_dir,
                           char_delay_s=profile.console.char_delay_ms / 1000,
-                          where=f"bench '{bench.name}' serial {_serial_identity(bench)}".rstrip())
+                          where=f"bench '{bench.name}' serial {_serial_identity(bench)}".rstrip(),
+                          secrets=[os.environ[v] for v in bench.secrets.values() if os.environ.get(v)])
         console.open()
         stack.callback(console.close)
         session = BringUpSession(profile, bench, console, power, off_time_s=off_time, virtual_board=board)

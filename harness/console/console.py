@@ -24,6 +24,7 @@ from harness.console.buffer import BadMatch, BufferClosed, ExpectBuffer, Match
 from harness.console.cleaner import Cleaner, clean
 from harness.console.log import ConsoleLog
 from harness.console.port import open_port
+from harness.console.secrets import SecretMasker
 from harness.errors import BadPatternSeen, BenchError, ConsoleTimeout
 
 PatternLike = str | re.Pattern[str]
@@ -43,13 +44,14 @@ class Console:
     """A board's serial console. Use as a context manager, or call open() and close()."""
 
     def __init__(self, url: UrlSource, baud: int, log_dir: Path, *, char_delay_s: float = 0.0,
-                 name: str = "console", where: str = "the bench's serial.url") -> None:
+                 name: str = "console", where: str = "the bench's serial.url", secrets: Iterable[str] = ()) -> None:
         self._url_source = url
         self.baud = baud
         self.char_delay_s = char_delay_s
         self.where = where
         self.log = ConsoleLog(log_dir, name)
         self.buffer = ExpectBuffer()
+        self.masker = SecretMasker(secrets)
         self.bad_patterns: list[tuple[str, re.Pattern[str]]] = []
         self._port: serial.SerialBase | None = None
         self._port_lock = threading.Lock()
@@ -115,6 +117,7 @@ class Console:
                     break
                 self._lose_port(str(exc))
                 continue
+            data = self.masker.feed(data)
             if data:
                 arrived = time.monotonic()
                 self.last_arrival = arrived
@@ -122,8 +125,10 @@ class Console:
                 text = cleaner.feed(data)
                 self.log.write(data, text, arrived)
                 self.buffer.append(text, arrived)
-        tail = cleaner.flush()
-        if tail:
+        rest = self.masker.flush()
+        tail = cleaner.feed(rest) + cleaner.flush()
+        if rest or tail:
+            self.log.write(rest, tail, time.monotonic())
             self.buffer.append(tail)
 
     def _lose_port(self, reason: str) -> None:
