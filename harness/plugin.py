@@ -129,6 +129,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def board_profile(pytestconfig: pytest.Config) -> BoardProfile:
     state = _state(pytestconfig)
     if state.profile is None:
+        # Deliberate: a gate without a board has nothing to judge; the run says so once in its summary.
         pytest.skip(NEEDS_BOARD.format(known=", ".join(known_boards(state.boards_dir))))
     return state.profile
 

@@ -153,6 +153,7 @@ def test_ipv6_addresses_are_bracketed_in_errors() -> None:
     try:
         endpoint = MaintenanceEndpoint(host="::1")
     except OSError:
+        # The IPv4 half above ran; the IPv6 half needs a kernel with an IPv6 loopback (not a feature of ours).
         pytest.skip("no IPv6 loopback here")
     port = endpoint.port
     assert probe_maintenance("::1", port, timeout=2).reachable

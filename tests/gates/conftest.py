@@ -20,6 +20,7 @@ def _applicable(request: pytest.FixtureRequest) -> None:
     profile: BoardProfile = request.getfixturevalue("board_profile")
     for requirement in marker.args:
         if requirement in profile.not_applicable:
+            # The "not applicable" verdict, with the profile's reason; counted apart from skips.
             pytest.skip(f"not applicable to {profile.name}: {profile.not_applicable[requirement]}")
 
 
