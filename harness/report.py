@@ -40,18 +40,20 @@ def mark_start(item: pytest.Item, session: BringUpSession | None) -> None:
 
 
 def attach_console(item: pytest.Item, rep: pytest.TestReport, session: BringUpSession | None) -> None:
-    """Give each gate the console lines printed while it ran (setup included)."""
+    """Give each gate the console lines printed while it ran (setup included); a failed gate also
+    gets the whole boot it judged, since gates sharing a boot often fail on lines printed earlier."""
     if session is None or rep.when == "teardown" or (rep.when == "setup" and rep.passed):
         return
-    start = item.stash.get(_start_key, 0)
-    excerpt = session.console.log.excerpt(start, limit=EXCERPT_LIMIT)
-    if not excerpt.strip():
-        return
-    try:
-        from pytest_html import extras
-    except ImportError:  # pragma: no cover - pytest-html is a dependency
-        return
-    rep.extras = [*getattr(rep, "extras", []), extras.text(excerpt, name="console")]
+    from pytest_html import extras
+
+    attached = []
+    excerpt = session.console.log.excerpt(item.stash.get(_start_key, 0), limit=EXCERPT_LIMIT)
+    if excerpt.strip():
+        attached.append(extras.text(excerpt, name="console"))
+    if rep.failed:
+        boot = session.console.log.excerpt(session.boot_log_position, limit=EXCERPT_LIMIT)
+        attached.append(extras.text(boot, name="this boot"))
+    rep.extras = [*getattr(rep, "extras", []), *attached]
     rep.sections.append(("board", session.describe()))
 
 

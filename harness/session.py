@@ -30,7 +30,7 @@ class TimelineEntry:
     line: str
 
 
-@dataclass
+@dataclass(repr=False)
 class BringUpSession:
     profile: BoardProfile
     bench: Bench
@@ -41,6 +41,7 @@ class BringUpSession:
     power_ons: int = 0
     timeline: list[TimelineEntry] = field(default_factory=list)
     autoboot_variant: str | None = None
+    boot_log_position: int = 0  # where this boot starts in the people's log (for the report)
     _boot_position: int = 0
     _powered_at: float = 0.0
     _uboot: UBoot | None = None
@@ -63,6 +64,7 @@ class BringUpSession:
             time.sleep(self.off_time_s)
         self.console.discard_pending()
         self._boot_position = self.console.raw_position()
+        self.boot_log_position = self.console.log.position()
         self._boot_text_start = self.console.buffer.received
         self._stage_offsets = {}
         self.power_ons += 1
@@ -261,6 +263,9 @@ class BringUpSession:
 
     def _quiet_for(self) -> float:
         return time.monotonic() - self.console.last_arrival if self.console.last_arrival else 0.0
+
+    def __repr__(self) -> str:  # pytest prints gate arguments in failures: keep it to what matters
+        return f"<BringUpSession {self.profile.name} on {self.bench.name}: {self.describe()}>"
 
     def describe(self) -> str:
         reached = [e.stage for e in self.timeline if e.power_on == self.power_ons]

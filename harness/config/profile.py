@@ -149,6 +149,9 @@ class BoardProfile(Strict):
     def timeout(self, stage: str) -> float:
         return self.timeouts.get(stage, 60.0)  # type: ignore[call-overload]
 
+    def __repr__(self) -> str:  # pytest prints gate arguments in failures; the whole profile is noise there
+        return f"<BoardProfile {self.name}>"
+
     def mmc(self, kind: str) -> MmcController | None:
         return next((m for m in self.uboot.mmc if m.kind == kind), None)
 
