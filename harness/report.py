@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 _start_key = pytest.StashKey[int]()
 EXCERPT_LIMIT = 64 * 1024
+# Inline, because a self-contained report carries no stylesheet of ours.
+VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#bc4c00", "not applicable": "#0969da"}
 
 
 def configure(config: pytest.Config, state: HarnessState) -> None:
@@ -110,15 +112,16 @@ def timeline_html(session: BringUpSession) -> str:
     rows = "".join(
         f"<tr><td>{e.power_on}</td><td>{html.escape(e.stage)}</td><td>{e.seconds:.3f}</td>"
         f"<td><code>{html.escape(e.line)}</code></td></tr>" for e in session.timeline)
-    return ("<h3>Boot timeline</h3><table class='timeline'><tr><th>power-on</th><th>stage</th>"
-            f"<th>seconds after power-on</th><th>marker</th></tr>{rows}</table>")
+    return ("<h3>Boot timeline</h3><table class='timeline' style='border-spacing:8px 2px'><tr><th>power-on</th>"
+            f"<th>stage</th><th>seconds after power-on</th><th>marker</th></tr>{rows}</table>")
 
 
 def matrix_html(gate_verdicts: dict[str, verdicts.GateVerdict]) -> str:
     """Every roadmap requirement with its verdict in this run, in the roadmap's order."""
     rows = "".join(
-        f"<tr class='verdict-{v.replace(' ', '-')}'><td>{i}</td><td>{p}</td><td>{html.escape(c)}</td>"
-        f"<td><b>{v}</b></td><td>{html.escape(reason)}</td></tr>"
+        f"<tr class='verdict-{v.replace(' ', '-')}'><td style='white-space:nowrap'>{i}</td><td>{p}</td>"
+        f"<td>{html.escape(c)}</td><td style='white-space:nowrap;color:{VERDICT_COLOURS.get(v, '#777')}'>"
+        f"<b>{v}</b></td><td>{html.escape(reason)}</td></tr>"
         for i, p, c, v, reason in verdicts.matrix(gate_verdicts))
-    return ("<h3>Requirement matrix</h3><table class='requirements'><tr><th>id</th><th>phase</th>"
-            f"<th>criterion</th><th>verdict</th><th>reason</th></tr>{rows}</table>")
+    return ("<h3>Requirement matrix</h3><table class='requirements' style='border-spacing:8px 2px'><tr><th>id</th>"
+            f"<th>phase</th><th>criterion</th><th>verdict</th><th>reason</th></tr>{rows}</table>")
