@@ -238,7 +238,11 @@ class VirtualBoard:
             self._run_bootcmd(generation)
 
     def _run_bootcmd(self, generation: int) -> None:
-        """What `bootcmd` does: boot the first medium with an EFI partition, SD before eMMC."""
+        """What `bootcmd` does: boot the first medium with an EFI partition, SD before eMMC.
+
+        The order follows Rockchip's `boot_targets=mmc1 mmc0` (unverified for every vendor U-Boot);
+        the boot ROM's own order only matters here for whether any loader exists at all.
+        """
         device = next((m for m in sorted(self.mmcs, key=lambda m: m.kind != "sd") if m.bootable), None)
         if device is None:
             self._state = "u-boot-prompt"
