@@ -15,6 +15,7 @@ from typing import Any
 
 from harness.config.bench import Bench
 from harness.config.profile import BoardProfile, stage_index
+from harness.console.cleaner import Cleaner
 from harness.console.console import Console
 from harness.errors import BadPatternSeen, BenchError, BoardFailure, ConsoleTimeout
 from harness.power.base import PowerSwitch
@@ -43,6 +44,9 @@ class BringUpSession:
     autoboot_variant: str | None = None
     boot_log_position: int = 0  # where this boot starts in the people's log (for the report)
     _boot_position: int = 0
+    _capture: str = ""  # boot_capture() so far, and where in the raw log it stops
+    _capture_raw_end: int = 0
+    _capture_cleaner: Cleaner = field(default_factory=Cleaner)
     _powered_at: float = 0.0
     _uboot: UBoot | None = None
     _boot_text_start: int = 0
@@ -63,7 +67,8 @@ class BringUpSession:
             self.power_off()
             time.sleep(self.off_time_s)
         self.console.discard_pending()
-        self._boot_position = self.console.raw_position()
+        self._boot_position = self._capture_raw_end = self.console.raw_position()
+        self._capture, self._capture_cleaner = "", Cleaner()
         self.boot_log_position = self.console.log.position()
         self._boot_text_start = self.console.buffer.received
         self._stage_offsets = {}
@@ -73,8 +78,16 @@ class BringUpSession:
         self.power.set(True)
 
     def boot_capture(self) -> str:
-        """Cleaned console text since the last power-on: the evidence of the current boot."""
-        return self.console.capture_since(self._boot_position)
+        """Cleaned console text since the last power-on: the evidence of the current boot.
+
+        Read back from the raw log (the expect buffer drops consumed text), incrementally: gates
+        poll this while they wait, so only the bytes that arrived since the last call are cleaned.
+        """
+        new = self.console.log.raw_bytes(self._capture_raw_end)
+        if new:
+            self._capture_raw_end += len(new)
+            self._capture += self._capture_cleaner.feed(new)
+        return self._capture
 
     # -- stages --------------------------------------------------------------------------------
     def _bad_patterns(self) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from typing import NoReturn
 import serial
 
 from harness.console.buffer import BadMatch, BufferClosed, ExpectBuffer, Match
-from harness.console.cleaner import Cleaner, clean
+from harness.console.cleaner import Cleaner
 from harness.console.log import ConsoleLog
 from harness.console.port import open_port
 from harness.console.secrets import SecretMasker
@@ -198,10 +198,6 @@ class Console:
     def raw_position(self) -> int:
         """Bytes in the raw log so far; a position taken at power-on bounds that boot's capture."""
         return self.log.raw_size()
-
-    def capture_since(self, position: int) -> str:
-        """Cleaned text of everything received since `position`, read back from the raw log."""
-        return clean(self.log.raw_bytes(position))
 
     def tail(self, lines: int = 40) -> list[str]:
         return self.buffer.tail(lines)
