@@ -40,6 +40,11 @@ def compile_pattern(pattern: PatternLike) -> re.Pattern[str]:
     return pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, re.MULTILINE)
 
 
+def compile_patterns(patterns: PatternLike | Sequence[PatternLike]) -> list[re.Pattern[str]]:
+    """One pattern or several, as a list (expect takes either)."""
+    return [compile_pattern(p) for p in ([patterns] if isinstance(patterns, str | re.Pattern) else patterns)]
+
+
 class Console:
     """A board's serial console. Use as a context manager, or call open() and close()."""
 
@@ -162,8 +167,7 @@ class Console:
     def poll(self, patterns: PatternLike | Sequence[PatternLike], timeout: float, *,
              stage: str | None = None, bad: Iterable[tuple[str, PatternLike]] | None = None) -> Match | None:
         """Like expect, but None on timeout: for loops that do something between waits."""
-        compiled = [compile_pattern(p) for p in ([patterns] if isinstance(patterns, str | re.Pattern)
-                                                  else patterns)]
+        compiled = compile_patterns(patterns)
         bad_compiled = [(name, compile_pattern(p)) for name, p in (self.bad_patterns if bad is None else bad)]
         try:
             result = self.buffer.expect(compiled, timeout, bad_compiled)
@@ -180,8 +184,7 @@ class Console:
         """Wait for the earliest of `patterns`; fail fast on a bad pattern, with the console tail."""
         result = self.poll(patterns, timeout, stage=stage, bad=bad)
         if result is None:
-            listed = [patterns] if isinstance(patterns, str | re.Pattern) else list(patterns)
-            self.raise_timeout(what or " or ".join(repr(compile_pattern(p).pattern) for p in listed),
+            self.raise_timeout(what or " or ".join(repr(p.pattern) for p in compile_patterns(patterns)),
                                timeout, stage)
         return result
 
