@@ -7,6 +7,11 @@ against software nobody here wrote, they work for the right reasons. Each boot t
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +26,7 @@ from harness.qemu.assets import build_assets
 from harness.qemu.machine import QemuMachine, free_port
 from harness.rig import QEMU_CACHE, bring_up
 from harness.session import BringUpSession
+from harness.transports.children import is_running
 
 QEMU = load_profile("qemu-arm64", boards_dir())
 
@@ -121,3 +127,38 @@ def test_a_console_socket_that_never_appears_is_a_bench_error(tmp_path: Path) ->
     with pytest.raises(BenchError) as caught:
         Console(url, 115200, tmp_path).open()
     assert url in str(caught.value) and "refused" in str(caught.value).lower()
+
+
+# A harness in miniature: starts the QEMU board, reports QEMU's pid, and idles until it is killed.
+HARNESS_THAT_GETS_KILLED = """
+import sys, time
+from pathlib import Path
+from harness.qemu.assets import build_assets
+from harness.qemu.machine import QemuMachine
+from harness.rig import QEMU_CACHE
+machine = QemuMachine(build_assets(QEMU_CACHE, log=lambda _line: None), Path(sys.argv[1])).start()
+print(machine.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_qemu_dies_with_a_harness_that_is_sigkilled(tmp_path: Path) -> None:
+    """No cleanup code runs on SIGKILL; only PR_SET_PDEATHSIG keeps QEMU from holding ports and memory."""
+    build_assets(QEMU_CACHE, log=lambda _line: None)  # a cache hit in the child, not a build
+    harness = subprocess.Popen([sys.executable, "-c", HARNESS_THAT_GETS_KILLED, str(tmp_path / "qemu")],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert harness.stdout is not None
+    line = harness.stdout.readline()
+    assert line.strip().isdigit(), f"the harness did not start QEMU (exit {harness.wait()})"
+    qemu = int(line)
+    try:
+        assert is_running(qemu) and b"qemu-system-aarch64" in Path(f"/proc/{qemu}/cmdline").read_bytes()
+        harness.kill()
+        harness.wait()
+        deadline = time.monotonic() + 5
+        while is_running(qemu) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not is_running(qemu), "QEMU outlived the harness that started it"
+    finally:
+        if is_running(qemu):
+            os.kill(qemu, signal.SIGKILL)

@@ -4,6 +4,9 @@ QEMU starts paused (`-S`) with its console on a TCP socket the console engine op
 `socket://`; power-on is QMP `cont` once the console is attached, so no byte is lost (with
 `wait=off`, QEMU drops what it prints while no client is connected). Power-off freezes the
 machine (`stop`); the next power-on resets it first, so each power-on is a fresh boot.
+
+QEMU is a child the harness owns (harness.transports.children): it dies with the harness, even
+on SIGKILL, and close() ends its whole process group.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pathlib import Path
 from harness.errors import BenchError
 from harness.qemu.assets import QemuAssets, qemu_binary
 from harness.qemu.qmp import Qmp
+from harness.transports.children import OwnedChild, start_child
+
+QUIT_GRACE = 5.0  # seconds QEMU gets to exit on QMP `quit` before it is signalled
 
 
 def free_port() -> int:
@@ -32,8 +38,13 @@ class QemuMachine:
         self.cpus = cpus
         self.port = free_port()
         self.qmp_path = workdir / "qmp.sock"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child: OwnedChild | None = None
         self.qmp: Qmp | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """QEMU's process id while it runs (it also leads its own process group)."""
+        return self._child.pid if self._child is not None else None
 
     @property
     def console_url(self) -> str:
@@ -59,34 +70,35 @@ class QemuMachine:
         ]
 
     def start(self) -> QemuMachine:
+        """Start QEMU paused; must run on the main thread (see harness.transports.children)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.qmp_path.unlink(missing_ok=True)
-        log = (self.workdir / "qemu.log").open("wb")
-        self._process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT)
-        log.close()
+        with (self.workdir / "qemu.log").open("wb") as log:
+            self._child = start_child(self.command(), name="qemu-system-aarch64", stdin=subprocess.DEVNULL,
+                                      stdout=log, stderr=subprocess.STDOUT)
         try:
             self.qmp = Qmp(self.qmp_path)
         except BenchError as exc:
-            code = self._process.poll()
+            code = self._child.poll()
             output = (self.workdir / "qemu.log").read_text(errors="replace").strip()
             self.close()
             raise BenchError(f"QEMU did not start (exit {code}): {output or exc}") from exc
         return self
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Quit QEMU politely over QMP, then end its process group (SIGTERM, `timeout` s, SIGKILL)."""
+        quit_sent = False
         if self.qmp is not None:
             with contextlib.suppress(BenchError):
                 self.qmp.execute("quit")
+                quit_sent = True
             self.qmp.close()
             self.qmp = None
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        if self._child is not None:
+            if quit_sent:
+                self._child.wait(QUIT_GRACE)
+            self._child.stop(timeout)
+            self._child = None
 
 
 class QmpPower:
