@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from harness.console.buffer import BadMatch, BufferClosed, ExpectBuffer, Match
+from harness.console.buffer import BadMatch, BufferClosed, ExpectBuffer, Match, dropped_marker
 
 
 def rx(pattern: str) -> re.Pattern[str]:
@@ -318,3 +318,79 @@ def test_a_closed_buffer_still_gives_what_it_holds() -> None:
     assert isinstance(buffer.expect([rx("last words")], 1), Match)
     with pytest.raises(BufferClosed):
         buffer.expect([rx("more")], 1)
+
+
+# -- what a match's `before` holds: a command's whole output ----------------------------------------
+def _numbered_lines(count: int) -> list[str]:
+    """Distinct lines, so a lost beginning or a reordering shows in a comparison."""
+    return [f"line {i:04d} " + "x" * 40 + "\n" for i in range(count)]
+
+
+def test_before_is_everything_that_arrived_during_the_wait_not_just_the_last_window() -> None:
+    """60 KB arriving chunk by chunk while expect waits (a writer thread, one chunk per search) must come
+    back whole in `before`: the U-Boot and shell drivers build `printenv`/`dmesg` output from it."""
+    buffer = ExpectBuffer()
+    lines = _numbered_lines(1300)
+    chunks = ["".join(lines[i:i + 10]) for i in range(0, len(lines), 10)] + ["=END=0=\n"]
+    searched = threading.Semaphore(0)
+    pattern = RecordingPattern(r"^=END=(\d+)=$", after_search=searched.release)
+
+    def write() -> None:
+        for chunk in chunks:
+            assert searched.acquire(timeout=5)
+            buffer.append(chunk)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    found = buffer.expect([pattern.as_pattern()], 10)
+    writer.join(timeout=5)
+    assert isinstance(found, Match)
+    assert len("".join(lines)) > 60 * 1024
+    assert len(pattern.searched) == len(chunks) + 1, "each chunk must have arrived while the wait searched"
+    assert max(pattern.searched[1:]) <= buffer.overlap + len(chunks[0]) + 4, "the search window stays bounded"
+    assert found.before == "".join(lines)
+
+
+def test_before_starts_where_the_previous_match_ended() -> None:
+    """Two commands in a row: the second's `before` holds none of the first's output."""
+    buffer = ExpectBuffer()
+    buffer.append("first output\n=A=\nsecond output\n=B=\n")
+    assert expect_match(buffer, "^=A=$").before == "first output\n"
+    assert expect_match(buffer, "^=B=$").before == "\nsecond output\n"
+
+
+def test_before_past_its_limit_keeps_the_end_and_says_how_much_it_dropped() -> None:
+    """A runaway output must not fill memory: the end (next to the marker) stays, and the first line says
+    how many characters are gone, so nobody mistakes the remainder for the whole output."""
+    buffer = ExpectBuffer(before_limit=100)
+    lines = _numbered_lines(10)  # 510 characters
+    for line in lines:
+        buffer.append(line)
+    buffer.append("=END=0=\n")
+    text = "".join(lines)
+    found = expect_match(buffer, "^=END=0=$")
+    marker, _, kept = found.before.partition("\n")
+    assert kept == text[-100:]
+    assert marker == dropped_marker(len(text) - 100).rstrip("\n")
+    assert "410 earlier characters dropped" in marker
+
+
+def test_trimming_consumed_text_never_drops_unconsumed_chunks() -> None:
+    """With almost nothing kept after a match, the old chunks go but the many still waiting all reach `before`."""
+    buffer = ExpectBuffer(keep_consumed=1)
+    for line in [f"old {i}\n" for i in range(300)] + ["=A=\n"]:
+        buffer.append(line)
+    pending = _numbered_lines(300)
+    for line in pending:
+        buffer.append(line)
+    expect_match(buffer, "^=A=$")  # consumes 301 chunks: the old ones are dropped here
+    buffer.append("=B=\n")
+    assert "old 0" not in buffer.tail(1000), "consumed chunks should have been trimmed"
+    assert expect_match(buffer, "^=B=$").before == "\n" + "".join(pending)
+
+
+@pytest.mark.parametrize("settings", [{"keep_consumed": 0}, {"before_limit": -1}])
+def test_settings_that_would_lose_text_are_refused(settings: dict[str, int]) -> None:
+    """keep_consumed 0 would drop the character a resumed `^` needs; a negative limit makes no sense."""
+    with pytest.raises(ValueError, match="keep_consumed"):
+        ExpectBuffer(**settings)

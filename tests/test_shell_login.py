@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +20,13 @@ from harness.console.console import Console
 from harness.errors import BenchError
 from harness.shell import LinuxShell
 
+# What `lsusb -v` prints here: far more than the console's 8 KB search window, in distinct lines.
+LSUSB = [f"Bus 00{i % 4} Device {i:04d}: ID 1d6b:{i:04x} Linux Foundation root hub, port {i}" for i in range(1000)]
+
 
 class FakeGetty:
-    """Answers line by line: login prompt until a user is given, then a shell running `uname -m`."""
+    """Answers line by line: login prompt until a user is given, then a shell running `uname -m` and
+    `lsusb -v`, each answer written in small pieces as a UART delivers it (the console reads it in many)."""
 
     def __init__(self, ask_password: bool = False) -> None:
         self.master, self.slave = os.openpty()
@@ -41,7 +46,8 @@ class FakeGetty:
             kernel_line = "[    9.100000] random: crng init done\r\n"
             return f"{line}\r\n" + ("Password: " if self.ask_password else kernel_line + "# ")
         marker = re.search(r"echo (=\w+=)\$\?=$", line)
-        output = "aarch64\r\n" if line.startswith("uname -m") else ""
+        outputs = {"uname -m": "aarch64\r\n", "lsusb -v": "".join(f"{entry}\r\n" for entry in LSUSB)}
+        output = next((text for command, text in outputs.items() if line.startswith(command)), "")
         return f"{line}\r\n{output}" + (f"{marker.group(1)}0=\r\n" if marker else "") + "# "
 
     def _serve(self) -> None:
@@ -53,7 +59,10 @@ class FakeGetty:
                 return
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
-                os.write(self.master, self._answer(line.decode().strip()).encode())
+                answer = self._answer(line.decode().strip()).encode()
+                for start in range(0, len(answer), 2048):
+                    os.write(self.master, answer[start:start + 2048])
+                    time.sleep(0.002)
 
     def close(self) -> None:
         self._stop.set()
@@ -80,6 +89,17 @@ def test_logs_in_as_the_profiles_user_then_runs_commands(getty: FakeGetty, conso
     assert getty.user == "root"
     result = shell.run("uname -m", timeout=5)
     assert (result.status, result.output) == (0, "aarch64")
+
+
+def test_an_output_far_longer_than_the_search_window_comes_back_whole(console: Console) -> None:
+    """`lsusb -v` or `dmesg` print tens of KB over many reads: the driver must return all of it, the
+    beginning included, though each search looks only at the newest 8 KB."""
+    shell = LinuxShell(console, "# ", login_user="root")
+    shell.sync(timeout=5)
+    result = shell.run("lsusb -v", timeout=10)
+    assert len(result.output) > 64 * 1024
+    assert result.status == 0
+    assert result.output.splitlines() == LSUSB
 
 
 def test_a_login_prompt_without_a_user_is_a_bench_error(console: Console) -> None:

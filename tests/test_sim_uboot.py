@@ -6,13 +6,18 @@ statuses are pinned here: a gate that parses them on the virtual board parses a 
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+import time
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sim_support import fast_profile, sim_bench
 
+from harness.console.console import Console
 from harness.image.synthetic import make_talos_like_image
 from harness.rig import bring_up
 from harness.session import BringUpSession
@@ -127,3 +132,59 @@ def test_keys_dropped_by_a_fast_typist_garble_commands_but_paced_typing_does_not
         garbled = session.console.expect(r"Unknown command '(\w+)'", 5, stage="u-boot")
     assert paced.status == 0 and paced.output.startswith("U-Boot ")
     assert garbled.group(1) != "version"
+
+
+# -- an answer at a UART's pace -------------------------------------------------------------------
+class PacedUBoot:
+    """A U-Boot prompt on a pty that prints each answer in many small writes, as a real UART delivers it.
+
+    The virtual board writes an answer in one go, which the console may take in one or two reads; at
+    1.5 Mbaud 64 KB take half a second, and the driver's wait searches again after every read. The
+    marker protocol is the driver's: the typed line echoed, the output, `=TAG=<status>=`, the prompt.
+    """
+
+    def __init__(self, answer: str) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _reply(self, line: str) -> list[bytes]:
+        marker = re.search(r"echo (=\w+=)\$\?=$", line)
+        if marker is None:
+            return [b"\r\n=> "]
+        text = f"{line}\r\n{self.answer}{marker.group(1)}0=\r\n=> ".encode()
+        return [text[i:i + 2048] for i in range(0, len(text), 2048)]
+
+    def _serve(self) -> None:
+        pending = b""
+        while True:
+            try:
+                pending += os.read(self.master, 1024)
+            except OSError:
+                return  # closed
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                for piece in self._reply(line.decode().strip()):
+                    os.write(self.master, piece)
+                    time.sleep(0.002)
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_an_answer_far_longer_than_the_search_window_comes_back_whole(tmp_path: Path) -> None:
+    """`printenv` on a real board prints tens of KB over many reads; its beginning must be in the result
+    (the expect window is 8 KB), since gates parse such output from the driver, not from the raw log."""
+    lines = [f"hil_var{i:04d}=0x{i:08x} mmc dev 1; load mmc 1:1 ${{kernel_addr_r}} Image" for i in range(1300)]
+    peer = PacedUBoot("".join(f"{line}\r\n" for line in lines))
+    try:
+        with Console(peer.path, 115200, tmp_path) as console:
+            result = UBoot(console, fast_profile("nanopi-m6")).run("printenv", timeout=10)
+    finally:
+        peer.close()
+    assert len(result.output) > 64 * 1024
+    assert result.status == 0
+    assert result.output.splitlines() == lines

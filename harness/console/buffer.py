@@ -4,7 +4,9 @@ The reader thread appends; `expect` searches only text it has not searched yet p
 overlap, so the cost of a whole session is linear in the bytes received however long the log
 grows. Text is kept as a list of chunks (appending to one big str would copy it every time).
 Everything not yet consumed by a match is kept, so output that arrived while no test was waiting
-is still there for the next `expect`.
+is still there for the next `expect`, and a match's `before` is all the text since the previous
+match (a command's whole output), not just the last search window; only past `BEFORE_LIMIT`
+characters does it keep the end and say how much it dropped (the raw log keeps every byte).
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from dataclasses import dataclass
 _SENTINEL = "\x00"
 # For patterns: "here the received text ends for now", i.e. a prompt waiting for input.
 AT_END = "(?=\x00)"
+# What `Match.before` holds at most: far more than any command prints (`printenv`, `dmesg`, `lsusb -v`
+# are tens of KB), yet a forgotten wait over hours of console output cannot copy it all into memory.
+BEFORE_LIMIT = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Match:
-    """A successful expect: which pattern, what it captured, and when its last byte arrived."""
+    """A successful expect: which pattern, what it captured, and when its last byte arrived.
+
+    `before` is all the text between the previous match and this one, whole: the command drivers
+    build a command's output from it (see `BEFORE_LIMIT` for the one exception).
+    """
 
     index: int
     pattern: re.Pattern[str]
@@ -54,10 +63,27 @@ class BufferClosed(Exception):
     """The reader stopped for good (console closed)."""
 
 
+def dropped_marker(dropped: int) -> str:
+    """The first line of a `before` that lost its beginning: says so, and where the rest is."""
+    return f"[... {dropped} earlier characters dropped here; the console log has them ...]\n"
+
+
 class ExpectBuffer:
-    def __init__(self, *, overlap: int = 8192, keep_consumed: int = 256 * 1024) -> None:
+    """Cleaned console text: the reader thread appends, `expect` searches it and consumes what matched.
+
+    `overlap` is how far back a resumed search looks (longer than any pattern's match);
+    `keep_consumed` is how much matched text stays for `tail()` (unconsumed text always stays);
+    `before_limit` caps a match's `before`.
+    """
+
+    def __init__(self, *, overlap: int = 8192, keep_consumed: int = 256 * 1024,
+                 before_limit: int = BEFORE_LIMIT) -> None:
+        if keep_consumed < 1 or before_limit < 0:
+            # One consumed character must stay: a search starts one back so `^` sees whether a line begins.
+            raise ValueError("keep_consumed must be at least 1 and before_limit not negative")
         self.overlap = overlap
         self.keep_consumed = keep_consumed
+        self.before_limit = before_limit
         self._chunks: list[str] = []
         self._starts: list[int] = []
         self._times: list[float] = []
@@ -96,11 +122,28 @@ class ExpectBuffer:
         head = self._chunks[i][max(0, position - self._starts[i]):]
         return "".join([head, *self._chunks[i + 1:], suffix])
 
+    def _text_between(self, start: int, stop: int) -> str:
+        """Text from absolute `start` to `stop`, joining only the chunks that hold it; caller holds the lock."""
+        if start >= stop or not self._chunks:
+            return ""
+        first = max(0, bisect.bisect_right(self._starts, start) - 1)
+        last = bisect.bisect_left(self._starts, stop)
+        offset = self._starts[first]
+        return "".join(self._chunks[first:last])[max(0, start - offset):stop - offset]
+
+    def _before(self, stop: int) -> str:
+        """Everything unconsumed before absolute `stop` (a match's start), capped at its end; caller holds the lock."""
+        start = self._consumed
+        dropped = max(0, stop - start - self.before_limit)
+        text = self._text_between(start + dropped, stop)
+        return dropped_marker(dropped) + text if dropped else text
+
     def _arrival(self, position: int) -> float:
         i = max(0, bisect.bisect_right(self._starts, position) - 1)
         return self._times[i]
 
     def _consume(self, position: int) -> None:
+        """Move the consumed mark; drop only chunks that end `keep_consumed` before it, never unconsumed text."""
         self._consumed = max(self._consumed, position)
         keep_from = self._consumed - self.keep_consumed
         drop = bisect.bisect_right(self._starts, keep_from) - 1
@@ -140,11 +183,12 @@ class ExpectBuffer:
                 index, m = found
                 stop = min(m.end(), len(region) - 1)
                 with self._cond:
+                    before = self._before(text_from + m.start())
                     self._consume(text_from + stop)
                     arrived = self._arrival(text_from + max(stop - 1, m.start()))
                 return Match(index=index, pattern=patterns[index], text=m.group(0).rstrip(_SENTINEL),
                              groups=m.groups(), named=m.groupdict(), start=text_from + m.start(),
-                             end=text_from + stop, arrived=arrived, before=region[pos:m.start()])
+                             end=text_from + stop, arrived=arrived, before=before)
             scan_from = max(region_start, end - self.overlap)
             with self._cond:
                 remaining = deadline - time.monotonic()
