@@ -37,6 +37,13 @@ class BoardFailure(HarnessError):
         return text
 
 
+class Blocked(HarnessError):
+    """A gate's evidence can only appear after a stage that failed: its verdict is "blocked", quoting why.
+
+    Not the gate's own failure (the stage's failure is reported where it happened), and not a pass.
+    """
+
+
 class ConsoleTimeout(BoardFailure):
     """Nothing matched before the deadline."""
 

@@ -132,6 +132,13 @@ def judge_all(text: str, profile: BoardProfile, ram_mb: int | None = None) -> di
     return verdicts
 
 
+def needs_stage(requirement: str, profile: BoardProfile) -> str | None:
+    """The later stage a gate's evidence waits on, if any: with the boot stopped before it, the gate is blocked."""
+    if requirement == "KERN-01" and profile.ethernet is not None:
+        return profile.ethernet.link_up_by
+    return None
+
+
 def evidence(requirement: str, profile: BoardProfile) -> tuple[re.Pattern[str], str]:
     """What a live gate waits for before judging (the line its judge needs), and how to name it."""
     ethernet = profile.ethernet.device if profile.ethernet else None

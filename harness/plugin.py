@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from harness import report, verdicts
+from harness import report, run_dir, verdicts
 from harness.config.bench import Bench, load_bench
 from harness.config.profile import BoardProfile, boards_dir, known_boards, load_profile
 from harness.errors import ConfigError
 from harness.rig import bring_up
 from harness.session import BringUpSession
 from harness.sim.faults import validate_faults
+from harness.stopping import RunInterrupted, SignalGuard
+from harness.transports.children import stop_all
+from harness.usage import check_image, check_run
 
 PHASES = {
     "environment": "roadmap phase 1: build toolchain, UART, flashing",
@@ -49,6 +52,8 @@ class HarnessState:
         self.session: BringUpSession | None = None
         self.skipped_for_board = 0
         self.verdicts: dict[str, verdicts.GateVerdict] = {}
+        self.run_dir: run_dir.RunDirectory | None = None
+        self.signals = SignalGuard()
 
     @property
     def log_dir(self) -> Path:
@@ -75,14 +80,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requirement(*ids): roadmap requirement ids this gate proves (BOOT-01...)")
     state = HarnessState(config)
     config.stash[_state_key] = state
-    if state.board_name is not None:
-        try:
+    try:
+        if state.board_name is not None:
             state.profile = load_profile(state.board_name, state.boards_dir)
             state.bench = _with_faults(load_bench(state.bench_name, state.root / "benches"),
                                        config.getoption("sim_fault"))
-        except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            if state.image is not None:
+                state.image = str(check_image(state.image, option="--image"))
+            check_run(state.profile, state.bench, image=state.image)
+        if state.board_name is not None or state.report_dir is not None:
+            # The directory is claimed last: a usage error must not move the previous record aside.
+            state.run_dir = run_dir.claim(state.log_dir)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state.signals.install()
     report.configure(config, state)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_state_key, None)
+    if state is None:
+        return
+    state.signals.uninstall()
+    stop_all()  # a child whose owner never got to close it (a signal between its start and its cleanup)
+    if state.run_dir is not None:
+        state.run_dir.release()
 
 
 def _with_faults(bench: Bench, faults: list[str]) -> Bench:
@@ -101,6 +123,8 @@ def _state(config: pytest.Config) -> HarnessState:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = _state(config)
+    for item in items:
+        _label_with_requirements(item)
     if state.profile is not None:
         return
     reason = NEEDS_BOARD.format(known=", ".join(known_boards(state.boards_dir)))
@@ -108,6 +132,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "bring_up_session" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.skip(reason=reason))
             state.skipped_for_board += 1
+
+
+def _label_with_requirements(item: pytest.Item) -> None:
+    """`-k BOOT-03` selects the gate by its requirement id; JUnit carries the id and the phase."""
+    marker = item.get_closest_marker("requirement")
+    if marker is None:
+        return
+    phase = next((name for name in PHASES if item.get_closest_marker(name) is not None), None)
+    for requirement in marker.args:
+        item.extra_keyword_matches.add(str(requirement))
+        item.user_properties.append(("requirement", str(requirement)))
+    if phase is not None:
+        item.user_properties.append(("phase", phase))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A blocked gate is not a pass: a run with nothing failed but something blocked still exits non-zero."""
+    state = _state(session.config)
+    if exitstatus == pytest.ExitCode.OK and any(v.verdict == verdicts.BLOCKED for v in state.verdicts.values()):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -118,8 +162,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             + NEEDS_BOARD.format(known=", ".join(known_boards(state.boards_dir))), yellow=True)
     if state.verdicts:
         tally = verdicts.counts(state.verdicts)
-        labels = {"fail": "fail (board)", "error": "error (bench)"}
-        terminalreporter.write_line("gate verdicts: " + ", ".join(f"{n} {labels.get(k, k)}" for k, n in tally.items()))
+        terminalreporter.write_line(
+            "gate verdicts: " + ", ".join(f"{n} {verdicts.LABELS.get(k, k)}" for k, n in tally.items()))
+    if state.run_dir is not None and state.run_dir.moved_aside:
+        terminalreporter.write_line(f"the previous run's record in {state.log_dir} was moved to "
+                                    f"{state.log_dir / run_dir.PREVIOUS}")
     if state.session is not None:
         terminalreporter.write_line(f"board: {state.session.describe()}; console log: "
                                     f"{state.session.console.log.log_path}")
@@ -163,4 +210,37 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    report.mark_start(item, _state(item.config).session)
+    state = _state(item.config)
+    report.mark_start(item, state.session)
+    marker = item.get_closest_marker("requirement")
+    if state.session is not None:
+        state.session.current_gate = " ".join(map(str, marker.args)) if marker else item.name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """A gate running when the run is stopped gets a report of its own, verdict "interrupted"."""
+    try:
+        return (yield)
+    except KeyboardInterrupt as exc:
+        _report_interrupted(item, exc)
+        raise
+
+
+def _report_interrupted(item: pytest.Item, exc: KeyboardInterrupt) -> None:
+    state = _state(item.config)
+    how = exc.signal_name if isinstance(exc, RunInterrupted) else "SIGINT"
+    where = f" at stage {state.session.stage}" if state.session is not None else ""
+    reason = f"{verdicts.INTERRUPTED} by {how} while this gate ran{where}"
+    rep = pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1), "failed", reason, "setup",
+                            user_properties=item.user_properties)
+    marker = item.get_closest_marker("requirement")
+    if marker is not None:
+        state.verdicts[item.nodeid] = verdicts.GateVerdict(item.nodeid, tuple(map(str, marker.args)),
+                                                           verdicts.INTERRUPTED, reason)
+    report.attach_console(item, rep, state.session)
+    item.ihook.pytest_runtest_logreport(report=rep)
+    # JUnit writes a testcase's properties and closes it on the teardown report.
+    item.ihook.pytest_runtest_logreport(report=pytest.TestReport(
+        item.nodeid, item.location, rep.keywords, "passed", None, "teardown", user_properties=item.user_properties))
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 _start_key = pytest.StashKey[int]()
 EXCERPT_LIMIT = 64 * 1024
 # Inline, because a self-contained report carries no stylesheet of ours.
-VERDICT_COLOURS = {"pass": "#1a7f37", "fail": "#cf222e", "error": "#bc4c00", "not applicable": "#0969da"}
+VERDICT_COLOURS = {verdicts.PASS: "#1a7f37", verdicts.FAIL: "#cf222e", verdicts.ERROR: "#bc4c00",
+                   verdicts.NOT_APPLICABLE: "#0969da", verdicts.BLOCKED: "#8250df", verdicts.INTERRUPTED: "#9a6700"}
 
 
 def configure(config: pytest.Config, state: HarnessState) -> None:

@@ -18,6 +18,7 @@ from harness.config.bench import Bench
 from harness.config.profile import BoardProfile
 from harness.console.console import Console
 from harness.errors import BenchError, ConfigError
+from harness.image.layout import inspect_image
 from harness.image.synthetic import make_talos_like_image
 from harness.power.base import PowerSwitch
 from harness.power.lcus import LcusRelay
@@ -29,6 +30,7 @@ from harness.transports.udev import serial_locator
 
 QEMU_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "qemu"
 SIM_CACHE = QEMU_CACHE.parent / "sim"
+QEMU_SOC = "qemu-virt"  # the profile of the QEMU board, the only board --bench qemu runs
 
 
 def describe_bench(bench: Bench) -> str:
@@ -38,15 +40,21 @@ def describe_bench(bench: Bench) -> str:
 @contextlib.contextmanager
 def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
              image: str | None = None) -> Iterator[BringUpSession]:
-    """Open the console before anything is powered, and leave the board off afterwards."""
+    """Switch the board off first, open the console before anything is powered, and leave it off afterwards.
+
+    The first action is the power-off: a run killed with SIGKILL could not switch its relay off,
+    so the board may still be on from the last run.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         board: VirtualBoard | None = None
         url: str | Callable[[], str | None]
+        media: list[str] = [image] if image else []
         if bench.kind == "sim":
             board, power = _virtual_board(profile, bench, log_dir, image, stack)
             url = lambda: board.pty_path  # noqa: E731 - found again after re-enumeration, like a udev identity
             off_time = 0.05
+            media = [str(m.image) for m in board.mmcs if m.image is not None]
         elif bench.kind == "qemu":
             url, power = _qemu_board(bench, log_dir, stack)
             off_time = 0.0
@@ -55,13 +63,16 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
             url = bench.serial.url if bench.serial.url is not None else serial_locator(bench.serial.udev or {})
             power = _hardware_power(bench)
             off_time = bench.power.off_time_s if bench.power else 2.0
+        power.set(False)
         console = Console(url, profile.console.firmware.baud, log_dir,
                           char_delay_s=profile.console.char_delay_ms / 1000,
                           where=f"bench '{bench.name}' serial {_serial_identity(bench)}".rstrip(),
                           secrets=[os.environ[v] for v in bench.secrets.values() if os.environ.get(v)])
         console.open()
         stack.callback(console.close)
-        session = BringUpSession(profile, bench, console, power, off_time_s=off_time, virtual_board=board)
+        console.log.event(f"power off before the run ({power.description}): a killed run may have left it on")
+        session = BringUpSession(profile, bench, console, power, off_time_s=off_time, virtual_board=board,
+                                 media_finding=lambda: _missing_loader(profile, media))
         stack.callback(_leave_off, session)
         yield session
 
@@ -70,7 +81,7 @@ def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: st
                    stack: contextlib.ExitStack) -> tuple[VirtualBoard, PowerSwitch]:
     spec = bench.sim
     assert spec is not None
-    board_log = stack.enter_context((log_dir / "virtual-board.log").open("a", encoding="utf-8"))
+    board_log = stack.enter_context((log_dir / "virtual-board.log").open("w", encoding="utf-8"))
 
     def note(message: str) -> None:
         board_log.write(f"{time.strftime('%H:%M:%S')} {message}\n")
@@ -101,12 +112,22 @@ def _qemu_board(bench: Bench, log_dir: Path, stack: contextlib.ExitStack) -> tup
 
     spec = bench.qemu
     assert spec is not None
-    with (log_dir / "qemu-assets.log").open("a", encoding="utf-8") as build_log:
+    with (log_dir / "qemu-assets.log").open("w", encoding="utf-8") as build_log:
         assets = build_assets(QEMU_CACHE, variant=spec.variant,
                               log=lambda line: print(line, file=build_log, flush=True))
     machine = QemuMachine(assets, log_dir / "qemu", memory_mb=spec.memory_mb).start()
     stack.callback(machine.close)
     return machine.console_url, QmpPower(machine)
+
+
+def _missing_loader(profile: BoardProfile, media: list[str]) -> str | None:
+    """Why a silent board is the image's fault: the boot ROM finds no loader on any medium it was given."""
+    if profile.loader is None or not media:
+        return None
+    if any(inspect_image(path).rockchip_loader for path in media):
+        return None
+    return (f"no loader found on the SD or eMMC image: the board is in MaskROM (the boot ROM found no "
+            f"{profile.loader} on {', '.join(media)})")
 
 
 def _serial_identity(bench: Bench) -> str:

@@ -1,9 +1,19 @@
-"""Verdicts: pass, fail (the board did wrong), error (the bench did wrong), not applicable, not run.
+"""Verdicts, defined once: what a gate's outcome means and whose fault it was.
+
+- pass: the evidence was seen in this run;
+- fail: the board or its image did wrong;
+- error: the bench did wrong (serial port, relay, flash target);
+- usage error: the user's command or files are wrong; the run stops before power-on (exit 4);
+- not applicable: the board profile says the board has no such thing (its reason is quoted);
+- blocked: the gate's evidence can only appear after a stage that failed (the failure is quoted);
+- interrupted: the run was stopped (Ctrl-C, SIGTERM, SIGHUP) while this gate ran;
+- not run: deselected, or the run stopped before it.
 
 pytest knows passed/failed/skipped, and calls a failure outside the test body an error. The
 harness's exceptions say whose fault a problem is, so the report is rewritten to match: a bench
 error raised while a gate ran becomes an error, a board failure met while a fixture drove the
-board becomes a failure. Terminal summary, pytest-html and JUnit all then agree.
+board becomes a failure, a blocked gate is skipped with its reason (and the run's exit status
+is non-zero). Terminal summary, pytest-html and JUnit all then agree.
 """
 
 from __future__ import annotations
@@ -12,12 +22,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.errors import BenchError, BoardFailure, ConfigError
+from harness.errors import BenchError, Blocked, BoardFailure, ConfigError
 from harness.requirements import REQUIREMENTS
 
-NOT_APPLICABLE = "not applicable"
-ORDER = ("pass", "fail", "error", NOT_APPLICABLE, "not run")
-_PRIORITY = {"fail": 0, "error": 1, NOT_APPLICABLE: 2, "pass": 3, "not run": 4}  # a requirement shows its worst gate
+PASS, FAIL, ERROR, USAGE_ERROR = "pass", "fail", "error", "usage error"
+NOT_APPLICABLE, BLOCKED, INTERRUPTED, NOT_RUN = "not applicable", "blocked", "interrupted", "not run"
+ORDER = (PASS, FAIL, ERROR, BLOCKED, INTERRUPTED, NOT_APPLICABLE, NOT_RUN)
+# A requirement shows its worst gate.
+_PRIORITY = {FAIL: 0, ERROR: 1, INTERRUPTED: 2, BLOCKED: 3, NOT_APPLICABLE: 4, PASS: 5, NOT_RUN: 6}
+LABELS = {FAIL: "fail (board)", ERROR: "error (bench)"}
 
 
 @dataclass
@@ -34,7 +47,10 @@ def classify(item: pytest.Item, call: pytest.CallInfo[None], rep: pytest.TestRep
     error = call.excinfo.value if call.excinfo is not None else None
     if not rep.failed or error is None:
         return
-    if rep.when == "call" and isinstance(error, BenchError | ConfigError):
+    if isinstance(error, Blocked):
+        rep.outcome = "skipped"  # not the gate's own failure; the run still exits non-zero
+        rep.longrepr = (str(item.path), (item.location[1] or 0) + 1, f"{BLOCKED}: {error}")
+    elif rep.when == "call" and isinstance(error, BenchError | ConfigError):
         rep.when = "setup"  # pytest and pytest-html report a failure outside the test body as an error
     elif rep.when == "setup" and isinstance(error, BoardFailure):
         rep.when = "call"
@@ -51,10 +67,11 @@ def verdict_of(item: pytest.Item, rep: pytest.TestReport, call: pytest.CallInfo[
     if rep.skipped:
         text = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         text = text.removeprefix("Skipped: ")
-        return GateVerdict(item.nodeid, ids, NOT_APPLICABLE if text.startswith(NOT_APPLICABLE) else "not run", text)
+        verdict = next((v for v in (NOT_APPLICABLE, BLOCKED) if text.startswith(v)), NOT_RUN)
+        return GateVerdict(item.nodeid, ids, verdict, text.removeprefix(f"{BLOCKED}: "))
     if rep.failed:
-        return GateVerdict(item.nodeid, ids, "error" if rep.when != "call" else "fail", reason, stage)
-    return GateVerdict(item.nodeid, ids, "pass")
+        return GateVerdict(item.nodeid, ids, ERROR if rep.when != "call" else FAIL, reason, stage)
+    return GateVerdict(item.nodeid, ids, PASS)
 
 
 def matrix(verdicts: dict[str, GateVerdict]) -> list[tuple[str, str, str, str, str]]:
@@ -68,7 +85,7 @@ def matrix(verdicts: dict[str, GateVerdict]) -> list[tuple[str, str, str, str, s
         gates = by_id.get(r.id, [])
         worst = min(gates, key=lambda g: _PRIORITY[g.verdict], default=None)
         if worst is None:
-            rows.append((r.id, r.phase, r.criterion, "not run", "no gate ran in this session"))
+            rows.append((r.id, r.phase, r.criterion, NOT_RUN, "no gate ran in this session"))
         else:
             rows.append((r.id, r.phase, r.criterion, worst.verdict, worst.reason))
     return rows

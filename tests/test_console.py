@@ -468,3 +468,16 @@ def test_port_that_reenumerates_is_reopened_into_the_same_log(uart: FakeUsbUart,
     assert "[hil] console port back" in log
     assert log.index("first boot") < log.index("console port lost") < log.index("console port back") \
         < log.index("second boot")
+
+
+def test_a_boot_capture_holds_only_bytes_this_console_received(pty: Pty, console: Console) -> None:
+    """Evidence comes from memory, never read back from a file another process could write."""
+    pty.write(b"before the mark\r\n")
+    console.expect("before the mark", 2)
+    console.mark()
+    with console.log.raw_path.open("ab") as foreign:
+        foreign.write(b"Machine model: written by someone else\r\n")
+    pty.write(b"after the mark\r\n")
+    console.expect("after the mark", 2)
+    assert console.received_since_mark() == b"after the mark\r\n"
+    assert console.received_since_mark(6) == b"the mark\r\n"

@@ -7,7 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 from support import GATES, ROOT, read_report
 
@@ -96,7 +99,9 @@ def test_ctrl_c_mid_run_still_writes_console_log_and_report(tmp_path: Path) -> N
     child = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--board", str(_quick_profile(tmp_path, 60)),
          "--bench", str(silent), "--report-dir", str(report_dir), str(GATES)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # Set explicitly: a suite started in the background or under nohup passes SIGINT down ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = report_dir / "console.log"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and "power on" not in (log.read_text() if log.exists() else ""):
@@ -104,7 +109,27 @@ def test_ctrl_c_mid_run_still_writes_console_log_and_report(tmp_path: Path) -> N
     child.send_signal(signal.SIGINT)
     output, _ = child.communicate(timeout=60)
     assert child.returncode == 2, output.decode()  # pytest's "interrupted"
-    assert b"KeyboardInterrupt" in output
+    assert b"interrupted by SIGINT" in output
     assert "[hil] power on (#1)" in log.read_text()
     assert "[hil] console closed" in log.read_text(), "the session was torn down cleanly"
     assert (report_dir / "report.html").is_file(), "pytest-html wrote the report of the interrupted run"
+
+
+def test_k_selects_a_gate_by_its_requirement_id_and_junit_carries_it(run_gates, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", "sim", "-k", "BOOT-03", f"--junitxml={junit}")
+    result.assert_outcomes(passed=1)
+    case = next(ET.parse(junit).getroot().iter("testcase"))
+    assert case.get("name") == "test_uboot_reads_the_microsd"
+    assert {(p.get("name"), p.get("value")) for p in case.iter("property")} == {
+        ("requirement", "BOOT-03"), ("phase", "bootloader")}
+
+
+def test_last_failed_reruns_only_the_gate_that_failed(pytester: pytest.Pytester) -> None:
+    """--lf works: the cache provider is on (a no-op --lf would silently rerun everything)."""
+    args = ("--board", "nanopi-m6", "--bench", "sim", "--sim-fault", "no-usb", "-m", "kernel", str(GATES))
+    first = pytester.runpytest_subprocess("--report-dir", str(pytester.path / "first"), *args)
+    first.assert_outcomes(passed=4, failed=1)
+    again = pytester.runpytest_subprocess("--report-dir", str(pytester.path / "again"), "--lf", *args)
+    again.assert_outcomes(failed=1)
+    again.stdout.fnmatch_lines(["*run-last-failure: rerun previous 1 failure*"])

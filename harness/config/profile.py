@@ -97,6 +97,9 @@ class KernelSpec(Strict):
 
 class EthernetSpec(Strict):
     device: str
+    link_up_by: Stage | None = Field(
+        default=None, description="the stage whose software brings the link up (Talos configures it on its way to "
+                                  "maintenance mode): a boot that stops before it blocks KERN-01 instead of failing it")
 
 
 class ShellCheck(Strict):
@@ -132,6 +135,9 @@ class BoardProfile(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str
     soc: str
+    loader: Literal["rockchip-idbloader"] | None = Field(
+        default=None, description="what the boot ROM looks for on the SD card or eMMC; with none there the board "
+                                  "stays silent in MaskROM")
     console: ConsoleSpec
     ddr: DdrSpec | None
     stage_markers: dict[Stage, Regex] = Field(

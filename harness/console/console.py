@@ -65,6 +65,8 @@ class Console:
         self._lost_since: float | None = None
         self._lost_reason = ""
         self.bytes_received = 0
+        self._since_mark = bytearray()  # what this console received since mark(): a boot's own bytes
+        self._since_mark_lock = threading.Lock()
         self.last_arrival = 0.0
         self.reopen_count = 0
 
@@ -127,6 +129,8 @@ class Console:
                 arrived = time.monotonic()
                 self.last_arrival = arrived
                 self.bytes_received += len(data)
+                with self._since_mark_lock:
+                    self._since_mark += data
                 text = cleaner.feed(data)
                 self.log.write(data, text, arrived)
                 self.buffer.append(text, arrived)
@@ -198,9 +202,16 @@ class Console:
                              + (f" (stage {stage})" if stage else ""), stage=stage, tail=self.tail())
 
     # -- captures ------------------------------------------------------------------------------
-    def raw_position(self) -> int:
-        """Bytes in the raw log so far; a position taken at power-on bounds that boot's capture."""
-        return self.log.raw_size()
+    def mark(self) -> None:
+        """Start a new capture (at power-on): bytes from here on are that boot's own evidence."""
+        with self._since_mark_lock:
+            self._since_mark = bytearray()
+
+    def received_since_mark(self, start: int = 0) -> bytes:
+        """Raw bytes this console received since mark(), from `start`: kept in memory, never read
+        back from a file another process could have written."""
+        with self._since_mark_lock:
+            return bytes(self._since_mark[start:])
 
     def tail(self, lines: int = 40) -> list[str]:
         return self.buffer.tail(lines)

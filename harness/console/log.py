@@ -4,6 +4,8 @@
 changed); `console.raw.idx` maps byte offsets to arrival times; `console.log` is for people and for
 the report: cleaned text, each line prefixed with seconds since the console was opened.
 Every chunk is flushed to the OS at once, so an interrupted or crashed run keeps all it saw.
+The files are created fresh for each console: a run's record holds that run's bytes only (the run
+directory moves the previous run's files aside before the console opens).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ class ConsoleLog:
         self.raw_path = directory / f"{name}.raw"
         self.log_path = directory / f"{name}.log"
         self.started = time.monotonic()
-        self._raw = self.raw_path.open("ab")
-        self._idx = (directory / f"{name}.raw.idx").open("a", encoding="utf-8")
-        self._log: TextIO = self.log_path.open("a", encoding="utf-8", errors="replace", newline="\n")
+        self._raw = self.raw_path.open("wb")
+        self._idx = (directory / f"{name}.raw.idx").open("w", encoding="utf-8")
+        self._log: TextIO = self.log_path.open("w", encoding="utf-8", errors="replace", newline="\n")
         self._idx.write(f"# opened {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; columns: byte offset, seconds\n")
         self._at_line_start = True
         self._lock = threading.Lock()  # the reader thread writes chunks, the session writes events
@@ -70,18 +72,6 @@ class ConsoleLog:
         with self._lock:
             self._log.flush()
             return self._log.tell()
-
-    def raw_size(self) -> int:
-        with self._lock:
-            return self._raw.tell() if not self._raw.closed else self.raw_path.stat().st_size
-
-    def raw_bytes(self, start: int, end: int | None = None) -> bytes:
-        with self._lock:
-            if not self._raw.closed:
-                self._raw.flush()
-        with self.raw_path.open("rb") as f:
-            f.seek(start)
-            return f.read((end - start) if end is not None else -1)
 
     def excerpt(self, start: int, end: int | None = None, limit: int = 512 * 1024) -> str:
         with self._lock:

@@ -30,7 +30,7 @@ def judge_live(session: BringUpSession, profile: BoardProfile, requirement: str)
             time.sleep(0.5)
         return judgment
     pattern, what = judges.evidence(requirement, profile)
-    session.evidence(pattern, stage="kernel", what=what)
+    session.evidence(pattern, stage="kernel", what=what, needs_stage=judges.needs_stage(requirement, profile))
     return judges.PASSIVE[requirement](session.boot_capture(), profile)
 
 
