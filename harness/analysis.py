@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness import judges
 from harness.config.profile import BoardProfile
 from harness.console.cleaner import clean
 from harness.console.log import EVENT_PREFIX
+from harness.errors import ConfigError
 from harness.parsers import ddr_facts, kernel_facts, talos_facts, uboot_facts
 from harness.talos.probe import parse_addresses
 
@@ -32,16 +33,76 @@ AUTOBOOT_VARIANTS = {
     "radxa-vendor": r"Hit Ctrl\+C key in \d+ seconds to stop autoboot",
 }
 _OUR_LOG_LINE = re.compile(r"^\[\s*\d+\.\d{6}\] ", re.MULTILINE)
+_RUN_OPENED = EVENT_PREFIX + "console opened"
+_IDX_SUFFIX = ".idx"
 
 
-def read_capture(path: Path) -> str:
-    """Cleaned text of a capture; the harness's console.log loses its own timestamps and events."""
-    text = clean(path.read_bytes())
+def read_runs(path: Path) -> list[str]:
+    """Cleaned text of each run a capture holds, oldest first.
+
+    Consoles used to append to their files, so one file can hold several runs, and judging them as
+    one boot mixes one run's evidence with another's verdicts. The harness's console.log starts each
+    run with a `[hil] console opened` event; a console.raw is cut where its sibling console.raw.idx
+    says each run's bytes began. Anything else is one run.
+    """
+    data = path.read_bytes()
+    index = path.with_name(path.name + _IDX_SUFFIX)
+    if index.is_file():
+        return [clean(part) for part in _split_raw(data, index.read_text(encoding="utf-8", errors="replace"))]
+    text = clean(data)
     first = text.split("\n", 1)[0]
-    if _OUR_LOG_LINE.match(first) and EVENT_PREFIX + "console opened" in first:
-        lines = [_OUR_LOG_LINE.sub("", line, count=1) for line in text.split("\n")]
-        text = "\n".join(line for line in lines if not line.startswith(EVENT_PREFIX))
-    return text
+    if _OUR_LOG_LINE.match(first) and _RUN_OPENED in first:
+        return _split_console_log(text)
+    return [text]
+
+
+def _split_console_log(text: str) -> list[str]:
+    """Runs of the harness's console.log, each without its timestamps and `[hil]` events."""
+    runs: list[list[str]] = []
+    for line in text.split("\n"):
+        body = _OUR_LOG_LINE.sub("", line, count=1)
+        if body.startswith(_RUN_OPENED) or not runs:
+            runs.append([])
+        if not body.startswith(EVENT_PREFIX):
+            runs[-1].append(body)
+    return ["\n".join(lines) for lines in runs]
+
+
+def _split_raw(data: bytes, index: str) -> list[bytes]:
+    """Cut raw bytes at each run's first offset in the index (`# opened ...` starts a run; offsets are absolute)."""
+    starts: list[int | None] = []
+    for line in index.splitlines():
+        if line.startswith("#"):
+            starts.append(None)
+        elif line.strip() and starts and starts[-1] is None:
+            starts[-1] = int(line.split("\t", 1)[0])
+    if not starts:
+        return [data]
+    # A run that received nothing has no offset: it owns no bytes, so it ends where the next run begins.
+    bounds: list[int] = []
+    following = len(data)
+    for start in reversed(starts):
+        following = start if start is not None else following
+        bounds.append(following)
+    bounds.reverse()
+    bounds[0] = 0  # bytes before the first recorded offset (an index begun late) belong to the first run
+    ends = [*bounds[1:], len(data)]
+    return [data[begin:end] for begin, end in zip(bounds, ends, strict=True)]
+
+
+def read_capture(path: Path, run: int | None = None) -> str:
+    """Cleaned text of one run of a capture (1-based `run`; default the last, the run someone just did)."""
+    runs = read_runs(path)
+    return runs[pick_run(len(runs), run) - 1]
+
+
+def pick_run(count: int, run: int | None) -> int:
+    """The 1-based run to judge: `run`, or the last when None; a run the file does not hold is a ConfigError."""
+    if run is None:
+        return count
+    if not 1 <= run <= count:
+        raise ConfigError(f"--run {run}: this capture holds {count} run{'s' if count != 1 else ''} (1..{count})")
+    return run
 
 
 def stages_seen(text: str, profile: BoardProfile | None = None) -> list[str]:
@@ -94,9 +155,24 @@ def analyze(text: str, profile: BoardProfile | None = None, ram_mb: int | None =
     return result
 
 
+def analyze_capture(path: Path, profile: BoardProfile | None = None, *, ram_mb: int | None = None,
+                    run: int | Literal["all"] | None = None) -> list[dict[str, Any]]:
+    """Analyse the chosen run of a capture file (default the last; "all" each on its own).
+
+    Each result says how many runs the file holds (`runs`) and which one it judged (`run`, 1-based),
+    so nobody takes the verdict on one run for the verdict on the file.
+    """
+    runs = read_runs(path)
+    chosen = range(1, len(runs) + 1) if run == "all" else [pick_run(len(runs), run)]
+    return [{"runs": len(runs), "run": index, **analyze(runs[index - 1], profile, ram_mb=ram_mb)} for index in chosen]
+
+
 def summary(result: dict[str, Any]) -> str:
     """The analysis for a person: one line per fact that was found."""
-    lines = [f"stages: {' -> '.join(result['stages']) or 'none'}"]
+    lines = []
+    if result.get("runs", 1) > 1:
+        lines.append(f"runs in this file: {result['runs']} (judging run {result['run']}; --run N for another)")
+    lines.append(f"stages: {' -> '.join(result['stages']) or 'none'}")
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):

@@ -139,3 +139,25 @@ def test_secrets_come_from_the_environment_never_the_file(tmp_path: Path,
         bench.secret("omni_join_token")
     monkeypatch.setenv("HIL_TEST_TOKEN", "s3cret")
     assert bench.secret("omni_join_token") == "s3cret"
+
+
+@pytest.mark.parametrize("text", ["", "   \n\n", "# a profile comes here\n\n# later\n"],
+                         ids=["empty", "whitespace", "comments-only"])
+def test_an_empty_profile_says_it_is_empty_and_what_belongs_in_it(tmp_path: Path, text: str) -> None:
+    """Not "must be a mapping, got NoneType": nothing was written, and the message must say so."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_profile(str(path), BOARDS)
+    message = str(err.value)
+    assert message.startswith(f"{path}: the file is empty; a board profile is a YAML mapping with the keys name, ")
+    assert "soc" in message and "uboot" in message and "NoneType" not in message
+
+
+def test_an_empty_bench_file_says_it_is_empty_and_what_belongs_in_it(tmp_path: Path) -> None:
+    path = tmp_path / "desk.yaml"
+    path.write_text("# TODO\n")
+    with pytest.raises(ConfigError) as err:
+        load_bench(str(path), tmp_path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: the file is empty; a bench file is a YAML mapping with the keys name ")
+    assert "serial" in message and "power" in message

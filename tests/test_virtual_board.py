@@ -8,10 +8,13 @@ trusts these messages on the virtual board can trust them on a real NanoPi M6.
 from __future__ import annotations
 
 import itertools
+import re
+import time
 from pathlib import Path
 
 import pydantic
 import pytest
+import yaml
 from sim_support import fast_profile, sim_bench
 
 from harness.config.profile import BoardProfile
@@ -20,7 +23,8 @@ from harness.image.synthetic import make_talos_like_image
 from harness.parsers import ddr_facts, kernel_facts, talos_facts
 from harness.rig import bring_up
 from harness.session import BringUpSession
-from harness.sim.transcript import load_transcript
+from harness.sim.applicability import boards_for_fault, check_faults_apply, has_transcript
+from harness.sim.transcript import load_transcript, transcripts_dir
 from harness.talos.probe import parse_addresses, parse_fingerprint, probe_maintenance
 
 SIDEROLINK_ARG = "siderolink.api=https://omni.example.invalid:8090?jointoken=x"
@@ -357,3 +361,109 @@ def test_fast_mode_schedule_reaches_maintenance_in_under_ten_seconds(m6: BoardPr
           f"scheduled {scheduled:.3f} s, measured {measured:.3f} s")
     assert 0 < scheduled < 10
     assert measured >= scheduled
+
+
+# -- what the kernel reports agrees with U-Boot ----------------------------------------------------
+def test_without_an_sd_image_the_kernel_finds_no_sd_card(m6: BoardProfile, tmp_path: Path) -> None:
+    """U-Boot says the SD slot is empty; the kernel must not then probe a card in it."""
+    emmc = make_talos_like_image(tmp_path / "emmc.img")
+    with bring_up(m6, sim_bench(emmc_image=str(emmc)), tmp_path) as session:
+        uboot = session.uboot_prompt()
+        assert uboot.run("mmc dev 1").status == 1, "no card in the SD slot"
+        session.reach("talos-maintenance")
+        capture = session.boot_capture()
+    assert [m["host"] for m in kernel_facts(capture).mmc] == ["mmc0"]
+    assert "mmc1:" not in capture and "mmcblk1" not in capture
+
+
+# -- the kernel log's clock ----------------------------------------------------------------------
+STAMP = re.compile(r"^\[\s*(\d+\.\d{6})\] ", re.MULTILINE)
+
+
+def _stamps(text: str) -> list[float]:
+    return [float(s) for s in STAMP.findall(text)]
+
+
+def _from_line_of(capture: str, text: str) -> str:
+    """The capture from the start of the first line holding `text`."""
+    return capture[capture.rfind("\n", 0, capture.index(text)) + 1:]
+
+
+def _wait_for_count(session: BringUpSession, text: str, count: int, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while (capture := session.boot_capture()).count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return capture
+
+
+def test_maintenance_timestamps_follow_the_kernel_clock(m6: BoardProfile, tmp_path: Path) -> None:
+    """Every stamp, through the maintenance block, is later than the one before it."""
+    with bring_up(m6, sim_bench(), tmp_path) as session:
+        session.reach("talos-maintenance")
+        capture = _wait_for_count(session, "--cert-fingerprint", 1)
+    stamps = _stamps(capture)
+    assert all(a <= b for a, b in itertools.pairwise(stamps)), stamps
+    block = _stamps(_from_line_of(capture, "entering maintenance service"))
+    assert len(block) == 8 and all(a < b for a, b in itertools.pairwise(block)), block
+    assert block[0] > stamps[len(stamps) - len(block) - 1], "the block starts after the line before it"
+
+
+def test_a_repeated_maintenance_block_keeps_counting_up(m6: BoardProfile, tmp_path: Path) -> None:
+    """Talos prints the block again when its addresses change: later stamps, the same certificate."""
+    transcript = yaml.safe_load((transcripts_dir() / "nanopi-m6.yaml").read_text())
+    maintenance = next(s for s in transcript["stages"] if s["name"] == "talos-maintenance")
+    maintenance["lines"] = [{"do": "maintenance"}, {"do": "maintenance", "delay_ms": 500}]
+    path = tmp_path / "twice.yaml"
+    path.write_text(yaml.safe_dump(transcript))
+    with bring_up(m6, sim_bench(transcript=str(path)), tmp_path) as session:
+        session.reach("talos-maintenance")
+        capture = _wait_for_count(session, "--cert-fingerprint", 2)
+    assert capture.count("--cert-fingerprint") == 2, capture[-2000:]
+    first, second = capture.split("entering maintenance service")[1:]
+    block = _stamps(_from_line_of(capture, "entering maintenance service"))
+    assert len(block) == 16 and all(a < b for a, b in itertools.pairwise(block)), block
+    assert parse_fingerprint(first) == parse_fingerprint(second) is not None
+
+
+# -- which faults a board can have ------------------------------------------------------------------
+def test_check_faults_apply_refuses_a_fault_the_transcript_does_not_define() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_faults_apply("nanopi-m6", ["kernel-console-other-uart"])
+    assert str(caught.value).startswith(
+        "virtual board fault 'kernel-console-other-uart' does not apply to nanopi-m6: its transcript defines no "
+        "such fault; faults for nanopi-m6: ddr-fail, ddr-wrong-clock, hang:ddr")
+    check_faults_apply("rpi5-cm5", ["kernel-console-other-uart", "hang:kernel", "no-usb"])
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    ("hang:ddr", "its transcript has no stage 'ddr' to hang in"),
+    ("no-emmc", "its transcript prints no line that depends on 'emmc'"),
+    ("ddr-fail", "its transcript defines no such fault"),
+])
+def test_a_generic_fault_applies_only_where_it_has_something_to_act_on(fault: str, reason: str) -> None:
+    """A fault that changes nothing would be injected as nothing and the run would pass: refused instead."""
+    with pytest.raises(ConfigError, match=f"does not apply to rpi5-cm5: {re.escape(reason)}"):
+        check_faults_apply("rpi5-cm5", [fault])
+
+
+def test_faults_are_checked_against_the_transcript_a_bench_plays() -> None:
+    silent = transcripts_dir() / "faults" / "silent.yaml"
+    nothing = "'serial-noise' does not apply to nanopi-m6: its transcript prints nothing to put noise between"
+    with pytest.raises(ConfigError, match=nothing):
+        check_faults_apply("nanopi-m6", ["serial-noise"], transcript=str(silent))
+    check_faults_apply("nanopi-m6", ["uart-reenumerate"], transcript=str(silent))
+
+
+def test_unknown_faults_are_still_named_as_unknown() -> None:
+    with pytest.raises(ConfigError, match="unknown virtual board fault 'bogus'"):
+        check_faults_apply("nanopi-m6", ["bogus"])
+
+
+def test_boards_for_fault_and_transcripts() -> None:
+    assert boards_for_fault("ddr-fail") == ["nanopi-m6"]
+    assert boards_for_fault("kernel-console-other-uart") == ["rpi5-cm5"]
+    assert boards_for_fault("serial-noise") == ["nanopi-m6", "rpi5-cm5"]
+    assert boards_for_fault("hang:spl", ["rpi5-cm5"]) == []
+    assert has_transcript("nanopi-m6") and not has_transcript("qemu-arm64")
+    with pytest.raises(ConfigError, match=r"cannot play 'qemu-arm64'.*nanopi-m6, rpi5-cm5"):
+        check_faults_apply("qemu-arm64", [])

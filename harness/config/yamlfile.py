@@ -47,8 +47,12 @@ def _describe(error: dict[str, Any]) -> str:
     return message[0].lower() + message[1:]
 
 
-def load_model(path: Path, model: type[Model], *, what: str) -> Model:
-    """Parse and validate `path`; raise ConfigError with every problem, each with its line."""
+def read_yaml(path: Path, *, what: str) -> tuple[yaml.Node | None, Any]:
+    """Read and parse `path`: the node tree (for line numbers) and the data, which may be None (an empty file).
+
+    Split from validation so `hil check` can look at the keys and decide what kind of file it is
+    before choosing the schema to validate against.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -56,15 +60,38 @@ def load_model(path: Path, model: type[Model], *, what: str) -> Model:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{what} file {path} cannot be read: {exc}") from exc
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: not valid YAML: {problem}; fix the syntax of this {what}") from exc
+
+
+def expected_keys(model: type[pydantic.BaseModel]) -> str:
+    """The top-level keys a model takes, required ones first: what an empty file should have held."""
+    fields = model.model_fields
+    required = [name for name, info in fields.items() if info.is_required()]
+    optional = [name for name, info in fields.items() if not info.is_required()]
+    text = f"the keys {', '.join(required)}" if required else "keys"
+    return text + (f" (and optionally {', '.join(optional)})" if optional else "")
+
+
+def require_mapping(path: Path, data: Any, *, what: str, contents: str) -> dict[str, Any]:
+    """`data` as a mapping, or a ConfigError saying what the file should have held.
+
+    An empty (or comments-only) file parses to None; saying "got NoneType" sends people looking
+    for a type error when the truth is that nothing was written (a failed copy, a save gone wrong).
+    """
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; {contents}")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: a {what} must be a YAML mapping of keys, got {type(data).__name__}")
+        raise ConfigError(f"{path}:1: a {what} must be a YAML mapping of keys, got {type(data).__name__}; {contents}")
+    return data
+
+
+def validate(path: Path, root: yaml.Node | None, data: dict[str, Any], model: type[Model], *, what: str) -> Model:
+    """Validate parsed data; raise ConfigError with every problem, each with its line."""
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -76,3 +103,10 @@ def load_model(path: Path, model: type[Model], *, what: str) -> Model:
             expected = _describe(error)
             lines.append(f"{path}:{line}: key '{key}': {expected}")
         raise ConfigError(f"invalid {what} {path}:\n  " + "\n  ".join(lines)) from exc
+
+
+def load_model(path: Path, model: type[Model], *, what: str) -> Model:
+    """Parse and validate `path`; raise ConfigError with every problem, each with its line."""
+    root, data = read_yaml(path, what=what)
+    mapping = require_mapping(path, data, what=what, contents=f"a {what} is a YAML mapping with {expected_keys(model)}")
+    return validate(path, root, mapping, model, what=what)

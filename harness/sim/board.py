@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import select
 import threading
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.profile import BoardProfile
-from harness.errors import ConfigError
+from harness.sim.applicability import check_transcript_faults
 from harness.sim.faults import FEATURE_FAULTS, validate_faults
 from harness.sim.storage import VirtualMmc
 from harness.sim.transcript import Line, StageScript, Transcript, fill
@@ -31,6 +32,7 @@ CTRL_C = 0x03
 MASKROM_USB_ID = ("2207", "350b")  # RK3588 in MaskROM; bcdUSB bit 0 clear tells it from loader mode
 SIDEROLINK_ADDRESS = "fdae:41e4:649b:9303::a"
 UART_ENUMERATE_S = 0.3  # wall-clock, not scaled: the host needs this long to see the new tty
+KERNEL_STAMP = re.compile(r"^\[\s*(\d+\.\d+)\] ")  # the kernel's `[    1.234567] ` line prefix
 
 
 @dataclass(frozen=True)
@@ -50,17 +52,16 @@ class VirtualBoard:
         self.transcript = transcript
         self.time_scale = time_scale
         self.faults = validate_faults(list(faults))
-        missing = [f for f in self.faults if _needs_script(f) and f not in transcript.faults]
-        if missing:
-            raise ConfigError(f"fault {', '.join(missing)} is not defined for the virtual {transcript.board} "
-                              f"(its transcript has: {', '.join(transcript.faults) or 'none'})")
+        check_transcript_faults(profile.name, transcript, self.faults)
         self.drop_fast_keys = drop_fast_keys
         self.events: list[str] = []
         self._log = log
         self.kernel_args = list(kernel_args)
         if "siderolink-fail" in self.faults and not any(a.startswith("siderolink.api=") for a in self.kernel_args):
             self.kernel_args.append("siderolink.api=https://omni.example.invalid:8090?jointoken=sim-placeholder")
-        self.features = {"eth", "usb", "emmc", "sd"} | ({"nvme"} if nvme else set())
+        # An SD slot holds a card only when an image is given: the kernel must not find a card U-Boot said
+        # was absent. A soldered eMMC is always there (blank, when no image is given).
+        self.features = {"eth", "usb", "emmc"} | ({"sd"} if sd_image else set()) | ({"nvme"} if nvme else set())
         if any(a.startswith("siderolink.api=") for a in self.kernel_args):
             self.features.add("siderolink")
         self.features -= {feature for fault, feature in FEATURE_FAULTS.items() if fault in self.faults}
@@ -88,6 +89,7 @@ class VirtualBoard:
         self._generation = 0  # bumped at each power change; threads of an older one stop
         self._powered = False
         self._state = "off"
+        self._kernel_clock = 0.0  # the latest kernel timestamp printed since power-on, in board seconds
         self._interrupted = threading.Event()
         self._line = bytearray()
         self._shell = self._new_shell()
@@ -150,6 +152,7 @@ class VirtualBoard:
         self._shell = self._new_shell()
         self._state = "off"
         self.maskrom = False
+        self._kernel_clock = 0.0
         self._stop_maintenance()
         if not on:
             if "uart-reenumerate" in self.faults and self.uart_present:
@@ -208,8 +211,11 @@ class VirtualBoard:
         return fill(text, self.values)
 
     def _print(self, line: str, delay_ms: float, generation: int) -> bool:
-        if not self._sleep(delay_ms / 1000, generation) or not self._emit(self._fill(line) + "\n", generation):
+        text = self._fill(line)
+        if not self._sleep(delay_ms / 1000, generation) or not self._emit(text + "\n", generation):
             return False
+        if stamp := KERNEL_STAMP.match(text):
+            self._kernel_clock = max(self._kernel_clock, float(stamp.group(1)))
         if "serial-noise" in self.faults and self._rng.random() < 0.3:
             noise = bytes(self._rng.choice(b"\xff\xfe\x80\x1b\x00\x07\x9f~#") for _ in range(self._rng.randint(1, 12)))
             with self._write_lock, contextlib.suppress(OSError):
@@ -317,9 +323,11 @@ class VirtualBoard:
     def _start_maintenance(self, delay_ms: float, generation: int) -> bool:
         from harness.sim.maintenance import MaintenanceEndpoint
 
-        endpoint = MaintenanceEndpoint()
+        # Talos prints the block again (when its addresses change) with the same certificate: reuse it.
+        endpoint = self.maintenance or MaintenanceEndpoint()
         if not self._alive(generation):
-            endpoint.close()
+            if endpoint is not self.maintenance:
+                endpoint.close()
             return False
         self.maintenance = endpoint
         # With SideroLink configured the API listens on the SideroLink address only; without a link
@@ -329,10 +337,19 @@ class VirtualBoard:
         else:
             addresses = [str(self.values.get("ip"))] if "eth" in self.features else []
         for line in endpoint.console_lines(addresses):
-            if not self._print(f"[    9.{self._rng.randint(100000, 999999)}] {line}", delay_ms, generation):
+            if not self._print(f"{self._next_stamp(delay_ms)} {line}", delay_ms, generation):
                 return False
         self._state = "talos-maintenance"
         return True
+
+    def _next_stamp(self, delay_ms: float) -> str:
+        """The kernel-log stamp of a line printed `delay_ms` after the last one: later than every stamp before it.
+
+        Talos' lines reach the console through the kernel log, whose clock only moves forward; a
+        parser or a person ordering lines by it must never see time run backwards.
+        """
+        seconds = self._kernel_clock + max(delay_ms, 1.0) / 1000
+        return f"[{seconds:12.6f}]"
 
     def _stop_maintenance(self) -> None:
         endpoint, self.maintenance = self.maintenance, None
@@ -410,9 +427,3 @@ class VirtualBoard:
             self.power(True)
         self._state = "resetting"
         threading.Thread(target=cycle, name="sim-reset", daemon=True).start()
-
-
-def _needs_script(fault: str) -> bool:
-    """Faults whose output is board-specific data; the rest are handled the same on every board."""
-    return not (fault.startswith("hang:") or fault in FEATURE_FAULTS or fault in ("serial-noise", "uart-reenumerate"))
-

@@ -7,6 +7,8 @@ blob simply has no `ddr-fail` entry and the fault is rejected for it with a clea
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from harness.errors import ConfigError
 
 HANG_STAGES = ("ddr", "spl", "u-boot", "kernel", "talos")
@@ -28,6 +30,9 @@ FAULTS: dict[str, str] = {
 
 # Faults that switch a hardware feature off: the transcript's lines marked `when: <feature>` vanish.
 FEATURE_FAULTS = {"no-eth-link": "eth", "no-emmc": "emmc", "no-usb": "usb"}
+# Faults done by code on the serial link itself, the same on every board. With `hang:<stage>` and
+# FEATURE_FAULTS they are the generic ones; every other fault prints what the board's transcript says.
+LINK_FAULTS = ("serial-noise", "uart-reenumerate")
 
 
 def validate_faults(names: list[str] | tuple[str, ...], where: str = "--sim-fault") -> tuple[str, ...]:
@@ -38,6 +43,17 @@ def validate_faults(names: list[str] | tuple[str, ...], where: str = "--sim-faul
     return tuple(dict.fromkeys(names))
 
 
-def describe_faults() -> str:
+def describe_faults(boards: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The catalogue for a person; with `boards` (fault -> board names), which boards each fault applies to.
+
+    Saying where a fault applies up front spares a run that would be refused (or, worse, that would
+    inject nothing and pass) on a board whose transcript has no such failure.
+    """
     width = max(map(len, FAULTS))
-    return "\n".join(f"{name:<{width}}  {text}" for name, text in FAULTS.items())
+    lines = []
+    for name, text in FAULTS.items():
+        line = f"{name:<{width}}  {text}"
+        if boards is not None:
+            line += f" [boards: {', '.join(boards.get(name, ())) or 'none'}]"
+        lines.append(line)
+    return "\n".join(lines)
