@@ -228,7 +228,7 @@ class VirtualBoard:
             problem = mmc.insert()
             if problem:
                 self._note(problem)
-        if self.values.get("boot_rom") == "rockchip" and not any(m.has_loader for m in self.mmcs):
+        if self.profile.loader == "rockchip-idbloader" and not any(m.has_loader for m in self.mmcs):
             self.maskrom = True
             self._state = "maskrom"
             self._note("no valid Rockchip loader (RKNS at sector 64) on any medium: boot ROM waits in MaskROM")
