@@ -8,8 +8,10 @@ hold its secrets. `sim` and `qemu` are built-in benches, so no file is needed fo
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
@@ -19,6 +21,22 @@ from harness.errors import ConfigError
 from harness.sim.faults import validate_faults
 
 BUILT_IN_BENCHES = ("sim", "qemu")
+# An Omni join token, as SideroLink's kernel argument carries it (`siderolink.api=...?jointoken=VALUE`).
+# The console's masker uses the same key and value characters, so a token is masked alike everywhere.
+JOIN_TOKEN_KEY = "jointoken="
+JOIN_TOKEN_CHARS = r"[^&\s\"',}]"
+_JOIN_TOKEN = re.compile(f"({JOIN_TOKEN_KEY})({JOIN_TOKEN_CHARS}+)")
+MASK = "***"
+
+
+def join_tokens(text: str) -> list[str]:
+    """Every join token value in `text`: secrets to mask wherever the bench's kernel arguments may show up."""
+    return [m.group(2) for m in _JOIN_TOKEN.finditer(text)]
+
+
+def mask_join_tokens(text: str) -> str:
+    """`text` with each join token value replaced by the mask, the key kept so the argument stays readable."""
+    return _JOIN_TOKEN.sub(rf"\g<1>{MASK}", text)
 
 
 class SerialSpec(Strict):
@@ -74,6 +92,11 @@ class SimSpec(Strict):
             raise ValueError(str(exc)) from None
     transcript: str | None = Field(default=None, description="transcript file to play instead of the board's own")
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """pydantic builds repr(), str() and rich output from this: a traceback must not show a join token."""
+        for name, value in super().__repr_args__():
+            yield name, [mask_join_tokens(arg) for arg in value] if name == "kernel_args" else value
+
 
 class QemuSpec(Strict):
     """Settings of the built-in QEMU board."""
@@ -105,6 +128,12 @@ class Bench(Strict):
         if self.kind == "qemu" and self.qemu is None:
             return self.model_copy(update={"qemu": QemuSpec()})
         return self
+
+    def __repr__(self) -> str:
+        """pytest prints gate arguments and locals in failures: name the bench, show nothing secret."""
+        return f"<Bench {self.name} ({self.kind})>"
+
+    __str__ = __repr__
 
     @property
     def is_virtual(self) -> bool:

@@ -9,15 +9,33 @@ caught by holding back a tail that could be its beginning until the next read.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from harness.config.bench import JOIN_TOKEN_CHARS, JOIN_TOKEN_KEY, join_tokens
+
+if TYPE_CHECKING:
+    from harness.config.bench import Bench
 
 MASK = b"***"
-_TOKEN_KEY = b"jointoken="
-_TOKEN = re.compile(rb"(jointoken=)[^&\s\"',}]+")
-_TOKEN_OPEN = re.compile(rb"jointoken=[^&\s\"',}]*\Z")
+_TOKEN_KEY = JOIN_TOKEN_KEY.encode()
+_TOKEN = re.compile(f"({JOIN_TOKEN_KEY}){JOIN_TOKEN_CHARS}+".encode())
+_TOKEN_OPEN = re.compile(f"{JOIN_TOKEN_KEY}{JOIN_TOKEN_CHARS}*\\Z".encode())
 _LONGEST_TOKEN = 1024  # a value longer than this is masked in pieces rather than held back forever
 MIN_SECRET = 4  # shorter values would mask ordinary words
+
+
+def secrets_of(bench: Bench) -> list[str]:
+    """What must never be shown for this bench: its secrets' values (from the environment variables it
+    names; unset ones are skipped, the bench reports those when it reads them) and every join token
+    in its kernel arguments (a token is masked by its key anyway; listing the value also catches it
+    where the key is cut off, as in a shortened repr)."""
+    values = [value for variable in bench.secrets.values() if (value := os.environ.get(variable))]
+    if bench.sim is not None:
+        values += join_tokens(" ".join(bench.sim.kernel_args))
+    return values
 
 
 class SecretMasker:
