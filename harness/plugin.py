@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import report, run_dir, verdicts
+from harness import report, report_masking, run_dir, verdicts
 from harness.config.bench import Bench, load_bench
 from harness.config.profile import BoardProfile, boards_dir, known_boards, load_profile
+from harness.console.secrets import secrets_of
 from harness.errors import ConfigError
 from harness.rig import bring_up
 from harness.session import BringUpSession
@@ -93,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
             state.run_dir = run_dir.claim(state.log_dir)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    report_masking.register(config, secrets_of(state.bench) if state.bench is not None else [])
     state.signals.install()
     report.configure(config, state)
 

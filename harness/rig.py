@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.config.bench import Bench
 from harness.config.profile import BoardProfile
 from harness.console.console import Console
+from harness.console.secrets import secrets_of
 from harness.errors import BenchError, ConfigError
 from harness.image.layout import inspect_image
 from harness.image.synthetic import make_talos_like_image
@@ -67,7 +68,7 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
         console = Console(url, profile.console.firmware.baud, log_dir,
                           char_delay_s=profile.console.char_delay_ms / 1000,
                           where=f"bench '{bench.name}' serial {_serial_identity(bench)}".rstrip(),
-                          secrets=[os.environ[v] for v in bench.secrets.values() if os.environ.get(v)])
+                          secrets=secrets_of(bench))
         console.open()
         stack.callback(console.close)
         console.log.event(f"power off before the run ({power.description}): a killed run may have left it on")
