@@ -11,7 +11,6 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from support import GATES, ROOT, read_report
 
 M6 = (ROOT / "boards" / "nanopi-m6.yaml").read_text()
