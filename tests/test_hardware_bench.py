@@ -16,6 +16,7 @@ from sim_support import fast_profile
 from harness.config.bench import load_bench
 from harness.errors import BenchError
 from harness.image.synthetic import make_talos_like_image
+from harness.power.lcus import LcusRelay
 from harness.rig import bring_up
 from harness.sim.board import VirtualBoard
 from harness.sim.relay import LcusRelayDouble
@@ -36,13 +37,38 @@ def test_udev_properties_matching_several_ports_are_refused() -> None:
 
 
 def test_a_missing_udev_device_is_a_bench_error_naming_the_properties(tmp_path: Path) -> None:
-    bench_file = tmp_path / "desk.yaml"
-    bench_file.write_text("name: desk\nserial:\n  udev: {ID_PATH: pci-0000:00:14.0-usb-0:9:1.0}\n"
-                          "power: {kind: lcus, port: /dev/null, channel: 1}\nram_mb: 8192\n")
-    bench = load_bench(str(bench_file), tmp_path)
-    with pytest.raises(BenchError) as caught, bring_up(fast_profile("nanopi-m6"), bench, tmp_path / "logs"):
-        pass
+    with LcusRelayDouble(channels=1) as relay:
+        bench_file = tmp_path / "desk.yaml"
+        bench_file.write_text("name: desk\nserial:\n  udev: {ID_PATH: pci-0000:00:14.0-usb-0:9:1.0}\n"
+                              f"power: {{kind: lcus, port: {relay.pty_path}, channel: 1}}\nram_mb: 8192\n")
+        bench = load_bench(str(bench_file), tmp_path)
+        with pytest.raises(BenchError) as caught, bring_up(fast_profile("nanopi-m6"), bench, tmp_path / "logs"):
+            pass
+        assert relay.states[1] is False, "the board was switched off before anything else"
     assert "ID_PATH" in str(caught.value) and "not present" in str(caught.value)
+
+
+def test_a_board_left_on_by_a_killed_run_is_switched_off_before_anything_else(tmp_path: Path) -> None:
+    """A SIGKILLed run cannot switch its relay off: the next run does, before it opens the console."""
+    profile = fast_profile("nanopi-m6")
+    board = VirtualBoard(profile, load_transcript("nanopi-m6"), time_scale=0.05,
+                         sd_image=make_talos_like_image(tmp_path / "sd.img"))
+    switched: list[bool] = []
+    relay = LcusRelayDouble(channels=1, on_change=lambda _channel, on: (switched.append(on), board.power(on)))
+    try:
+        LcusRelay(relay.pty_path, 1).set(True)  # what the killed run left behind
+        assert board.powered
+        bench_file = tmp_path / "desk.yaml"
+        bench_file.write_text(f"name: desk\nkind: hardware\nserial: {{url: {board.pty_path}}}\n"
+                              f"power: {{kind: lcus, port: {relay.pty_path}, channel: 1, off_time_s: 0.1}}\n")
+        with bring_up(profile, load_bench(str(bench_file), tmp_path), tmp_path / "logs") as session:
+            assert not board.powered and switched == [True, False]
+            assert session.power_ons == 0
+        log = (tmp_path / "logs" / "console.log").read_text()
+        assert log.index("[hil] power off before the run") < log.index("[hil] console closed")
+    finally:
+        relay.close()
+        board.close()
 
 
 def test_hardware_bench_with_an_lcus_relay_drives_the_board(tmp_path: Path) -> None:
