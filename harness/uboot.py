@@ -1,29 +1,30 @@
-"""U-Boot driver: stop autoboot, run commands and learn their exit status.
+"""U-Boot driver: stop at the prompt, then run commands through the shared command runner.
 
-A command's text alone can lie (an error message can look like output), so every command is
-followed by `echo` of a unique marker carrying `$?`, as hush sets it; the marker in the typed
-echo reads `$?`, never a digit, so only the answer can match.
+What is U-Boot's own is data (its prompt from the board profile, the stage, the marker prefix,
+a command timeout) and `sync`, which throws away the stray prompts the autoboot interrupt leaves.
+The exit-status protocol and the verbs (`exec`, `exec0`, `test`, `poll_until`) are harness.runner's;
+hush sets `$?` like a POSIX shell, which the marker relies on.
 """
 
 from __future__ import annotations
 
-import itertools
-import re
 import time
 
-from harness.command import CommandResult
 from harness.config.profile import BoardProfile
 from harness.console.console import Console
+from harness.runner import CommandRunner, Dialect
+from harness.steps import StepRecorder, step
 
-_counter = itertools.count(1)
+UBOOT = Dialect(label="U-Boot", step_name="u-boot command", stage="u-boot", marker_prefix="HIL",
+                default_timeout=10.0)
 
 
-class UBoot:
-    def __init__(self, console: Console, profile: BoardProfile) -> None:
-        self.console = console
+class UBoot(CommandRunner):
+    def __init__(self, console: Console, profile: BoardProfile, *, steps: StepRecorder | None = None) -> None:
+        super().__init__(console, profile.uboot.prompt, UBOOT, steps=steps)
         self.profile = profile
-        self.prompt = re.compile(re.escape(profile.uboot.prompt))
 
+    @step("u-boot sync", "timeout")
     def sync(self, timeout: float = 5.0) -> None:
         """Throw away stray prompts (several interrupts each print one) and wait for a fresh one."""
         time.sleep(self.profile.uboot.interrupt_every_ms / 1000 * 2)
@@ -31,16 +32,3 @@ class UBoot:
         self.console.sendline("")
         self.console.expect(self.prompt, timeout, stage="u-boot",
                             what=f"the U-Boot prompt {self.profile.uboot.prompt!r}")
-
-    def run(self, command: str, timeout: float = 10.0) -> CommandResult:
-        tag = f"HIL{next(_counter)}"
-        self.console.sendline(f"{command}; echo ={tag}=$?=")
-        marker = self.console.expect(
-            re.compile(rf"^={tag}=(\d+)=$", re.MULTILINE), timeout, stage="u-boot",
-            what=f"the end of U-Boot command {command!r}")
-        self.console.expect(self.prompt, timeout, stage="u-boot", what="the U-Boot prompt after a command")
-        lines = marker.before.split("\n")
-        # The first line is the command as echoed; drop it when it is there.
-        if lines and command in lines[0]:
-            lines = lines[1:]
-        return CommandResult(command, int(marker.group(1) or 1), "\n".join(lines).strip("\n"))

@@ -42,69 +42,69 @@ def uboot(at_prompt: BringUpSession) -> UBoot:
 
 
 def test_mmc_list_names_each_controller_and_the_card_in_it(uboot: UBoot) -> None:
-    result = uboot.run("mmc list")
+    result = uboot.exec("mmc list")
     assert result.status == 0
     assert "mmc@fe2c0000: 1 (SD)" in result.output.splitlines()
     assert "mmc@fe2e0000: 0 (eMMC)" in result.output.splitlines()
 
 
 def test_mmc_dev_selects_the_sd_card(uboot: UBoot) -> None:
-    result = uboot.run("mmc dev 1")
+    result = uboot.exec("mmc dev 1")
     assert result.status == 0
     assert "switch to partitions #0, OK" in result.output and "mmc1 is current device" in result.output
 
 
 def test_mmc_dev_of_a_slot_that_does_not_exist_fails(uboot: UBoot) -> None:
-    result = uboot.run("mmc dev 7")
+    result = uboot.exec("mmc dev 7")
     assert result.status == 1 and "no mmc device at slot 7" in result.output
 
 
 def test_mmc_info_of_the_sd_card(uboot: UBoot) -> None:
-    result = uboot.run("mmc dev 1; mmc info")
+    result = uboot.exec("mmc dev 1; mmc info")
     assert result.status == 0
     assert re.search(r"^Capacity: \d+\.\d GiB$", result.output, re.MULTILINE)
     assert re.search(r"^Bus Width: 4-bit$", result.output, re.MULTILINE)
 
 
 def test_mmc_part_lists_the_efi_partition_of_the_gpt(uboot: UBoot) -> None:
-    result = uboot.run("mmc dev 1; mmc part")
+    result = uboot.exec("mmc dev 1; mmc part")
     assert result.status == 0
     assert "Partition Map for MMC device 1  --   Partition Type: EFI" in result.output
     assert re.search(r'^  1\t0x[0-9a-f]{8}\t0x[0-9a-f]{8}\t"EFI"$', result.output, re.MULTILINE)
 
 
 def test_mmc_read_inside_the_card_succeeds_up_to_its_last_block(uboot: UBoot) -> None:
-    first = uboot.run("mmc dev 1; mmc read ${loadaddr} 0 1")
-    last = uboot.run(f"mmc dev 1; mmc read ${{loadaddr}} {SD_SECTORS - 1:x} 1")
+    first = uboot.exec("mmc dev 1; mmc read ${loadaddr} 0 1")
+    last = uboot.exec(f"mmc dev 1; mmc read ${{loadaddr}} {SD_SECTORS - 1:x} 1")
     assert first.status == 0 and "1 blocks read: OK" in first.output
     assert last.status == 0 and "1 blocks read: OK" in last.output
 
 
 def test_mmc_read_past_the_end_of_the_card_fails(uboot: UBoot) -> None:
-    result = uboot.run(f"mmc dev 1; mmc read ${{loadaddr}} {SD_SECTORS - 1:x} 2")
+    result = uboot.exec(f"mmc dev 1; mmc read ${{loadaddr}} {SD_SECTORS - 1:x} 2")
     assert result.status == 1 and "0 blocks read: ERROR" in result.output
 
 
 def test_an_unknown_command_fails_in_uboot_words(uboot: UBoot) -> None:
-    result = uboot.run("foo")
+    result = uboot.exec("foo")
     assert result.status == 1 and result.output == "Unknown command 'foo' - try 'help'"
 
 
 def test_setenv_then_printenv_gives_the_value_back(uboot: UBoot) -> None:
-    assert uboot.run("setenv hil_test hello world").status == 0
-    result = uboot.run("printenv hil_test")
+    assert uboot.exec("setenv hil_test hello world").status == 0
+    result = uboot.exec("printenv hil_test")
     assert result.status == 0 and result.output == "hil_test=hello world"
 
 
 def test_printenv_of_an_undefined_variable_fails(uboot: UBoot) -> None:
-    result = uboot.run("printenv hil_never_set")
+    result = uboot.exec("printenv hil_never_set")
     assert result.status == 1 and '## Error: "hil_never_set" not defined' in result.output
 
 
 @pytest.mark.parametrize(("command", "status"), [("printenv hil_never_set", "1"), ("version", "0")])
 def test_dollar_question_is_the_status_of_the_previous_command(uboot: UBoot, command: str, status: str) -> None:
     """The driver's own marker relies on hush's `$?`: it must be the status of the command before it."""
-    result = uboot.run(f"{command}; echo $?")
+    result = uboot.exec(f"{command}; echo $?")
     assert result.status == 0  # the status of `echo`
     assert result.output.splitlines()[-1] == status
 
@@ -114,8 +114,8 @@ def test_an_empty_sd_slot_is_listed_without_a_card_and_cannot_be_selected(tmp_pa
     emmc = make_talos_like_image(tmp_path / "emmc.img")
     with bring_up(fast_profile("nanopi-m6"), sim_bench(emmc_image=str(emmc)), tmp_path) as session:
         uboot = session.uboot_prompt()
-        listed = uboot.run("mmc list")
-        selected = uboot.run("mmc dev 1")
+        listed = uboot.exec("mmc list")
+        selected = uboot.exec("mmc dev 1")
     assert "mmc@fe2c0000: 1" in listed.output.splitlines()  # no "(SD)": no card answered
     assert selected.status == 1
 
@@ -127,7 +127,7 @@ def test_keys_dropped_by_a_fast_typist_garble_commands_but_paced_typing_does_not
     assert profile.console.char_delay_ms == 10
     with bring_up(profile, sim_bench(drop_fast_keys=True), tmp_path) as session:
         uboot = session.uboot_prompt()
-        paced = uboot.run("version")
+        paced = uboot.exec("version")
         session.console.send("version\n\n", char_delay_s=0)
         garbled = session.console.expect(r"Unknown command '(\w+)'", 5, stage="u-boot")
     assert paced.status == 0 and paced.output.startswith("U-Boot ")
@@ -182,7 +182,7 @@ def test_an_answer_far_longer_than_the_search_window_comes_back_whole(tmp_path: 
     peer = PacedUBoot("".join(f"{line}\r\n" for line in lines))
     try:
         with Console(peer.path, 115200, tmp_path) as console:
-            result = UBoot(console, fast_profile("nanopi-m6")).run("printenv", timeout=10)
+            result = UBoot(console, fast_profile("nanopi-m6")).exec("printenv", timeout=10)
     finally:
         peer.close()
     assert len(result.output) > 64 * 1024

@@ -4,6 +4,9 @@
 changed); `console.raw.idx` maps byte offsets to arrival times; `console.log` is for people and for
 the report: cleaned text, each line prefixed with seconds since the console was opened.
 Every chunk is flushed to the OS at once, so an interrupted or crashed run keeps all it saw.
+Beside them, `events.jsonl` holds the run's steps (harness.steps), one JSON line each; the same
+steps appear in console.log as `[hil] step ...` lines, so the log owns the step recorder and every
+driver holding the console records through `console.log.steps`.
 The files are created fresh for each console: a run's record holds that run's bytes only (the run
 directory moves the previous run's files aside before the console opens).
 """
@@ -12,14 +15,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
+
+from harness.console.secrets import SecretMasker
+from harness.steps import StepRecorder
 
 EVENT_PREFIX = "[hil] "
 
 
 class ConsoleLog:
-    def __init__(self, directory: Path, name: str = "console") -> None:
+    def __init__(self, directory: Path, name: str = "console", *, mask: Callable[[str], str] | None = None) -> None:
+        """`mask` hides secrets in step arguments; the console passes its secret masker's `text`.
+        Without it, join tokens are still masked by their key (a masker that knows no values)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.raw_path = directory / f"{name}.raw"
         self.log_path = directory / f"{name}.log"
@@ -30,6 +39,9 @@ class ConsoleLog:
         self._idx.write(f"# opened {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; columns: byte offset, seconds\n")
         self._at_line_start = True
         self._lock = threading.Lock()  # the reader thread writes chunks, the session writes events
+        events = "events.jsonl" if name == "console" else f"{name}.events.jsonl"
+        self.steps = StepRecorder(directory / events, note=self.event, origin=self.started,
+                                  mask=mask if mask is not None else SecretMasker().text)
 
     def seconds(self, moment: float | None = None) -> float:
         return (time.monotonic() if moment is None else moment) - self.started
@@ -84,6 +96,7 @@ class ConsoleLog:
         return data.decode("utf-8", errors="replace")
 
     def close(self) -> None:
+        self.steps.close()
         with self._lock:
             for f in (self._raw, self._idx, self._log):
                 if not f.closed:
