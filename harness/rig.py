@@ -15,14 +15,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from harness.config.bench import Bench
+from harness.config.power_support import power_driver_problem
 from harness.config.profile import BoardProfile
 from harness.console.console import Console
 from harness.console.secrets import secrets_of
 from harness.errors import BenchError, ConfigError
 from harness.image.layout import inspect_image
 from harness.image.synthetic import make_talos_like_image
-from harness.power.base import PowerSwitch
+from harness.power.base import PowerContext, PowerSwitch
 from harness.power.lcus import LcusRelay
+from harness.power.registry import build_power
 from harness.session import BringUpSession
 from harness.sim.board import VirtualBoard
 from harness.sim.relay import LcusRelayDouble
@@ -108,8 +110,9 @@ def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: st
 
 
 def _qemu_board(bench: Bench, log_dir: Path, stack: contextlib.ExitStack) -> tuple[str, PowerSwitch]:
+    from harness.power.qmp import QmpSection
     from harness.qemu.assets import build_assets
-    from harness.qemu.machine import QemuMachine, QmpPower
+    from harness.qemu.machine import QemuMachine
 
     spec = bench.qemu
     assert spec is not None
@@ -118,7 +121,9 @@ def _qemu_board(bench: Bench, log_dir: Path, stack: contextlib.ExitStack) -> tup
                               log=lambda line: print(line, file=build_log, flush=True))
     machine = QemuMachine(assets, log_dir / "qemu", memory_mb=spec.memory_mb).start()
     stack.callback(machine.close)
-    return machine.console_url, QmpPower(machine)
+    # A qemu bench names no switch (or `power: {kind: qmp}`); either way the machine's own QMP switch.
+    section = bench.power if bench.power is not None else QmpSection()
+    return machine.console_url, build_power(section, PowerContext(bench=bench.name, qemu=machine))
 
 
 def _missing_loader(profile: BoardProfile, media: list[str]) -> str | None:
@@ -145,9 +150,7 @@ def _leave_off(session: BringUpSession) -> None:
 
 
 def _hardware_power(bench: Bench) -> PowerSwitch:
-    power = bench.power
-    if power is not None and power.kind == "lcus" and power.port:
-        return LcusRelay(power.port, power.channel, invert=power.invert)
-    raise ConfigError(
-        f"bench '{bench.name}': power kind '{power.kind if power else 'none'}' has no driver in this version "
-        "(LCUS relays have one: power: {kind: lcus, port: ..., channel: N})")
+    """The bench's switch, made by the factory its kind registered (harness.power.registry)."""
+    if bench.power is None:
+        raise ConfigError(power_driver_problem(bench) or f"bench '{bench.name}' has no power section")
+    return build_power(bench.power, PowerContext(bench=bench.name))

@@ -9,6 +9,7 @@ import pytest
 from harness.config.bench import load_bench
 from harness.config.profile import boards_dir, known_boards, load_profile
 from harness.errors import ConfigError
+from harness.power.lcus import LcusSection
 
 BOARDS = boards_dir()
 M6 = (BOARDS / "nanopi-m6.yaml").read_text()
@@ -161,3 +162,24 @@ def test_an_empty_bench_file_says_it_is_empty_and_what_belongs_in_it(tmp_path: P
     message = str(err.value)
     assert message.startswith(f"{path}: the file is empty; a bench file is a YAML mapping with the keys name ")
     assert "serial" in message and "power" in message
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("sdmux: {kind: usbsdmux, control: /dev/sg0}\n", 4, "key 'sdmux': unknown key"),
+    ("power: {kind: tasmota, port: plug.lab}\n", 4, "key 'power.kind': power kind 'tasmota' has no driver"),
+])
+def test_bench_keys_without_a_driver_are_not_in_the_schema(tmp_path: Path, text: str, line: int,
+                                                           message: str) -> None:
+    """A bench that names something the harness cannot drive is refused in the file, not at power-on."""
+    path = tmp_path / "desk.yaml"
+    path.write_text(f"name: desk\nkind: hardware\nserial: {{url: /dev/ttyUSB0}}\n{text}")
+    with pytest.raises(ConfigError, match=f"{path}:{line}: {message}"):
+        load_bench(str(path), tmp_path)
+
+
+def test_the_example_bench_power_is_its_backends_own_section() -> None:
+    directory = Path(__file__).resolve().parents[1] / "benches"
+    power = load_bench(str(directory / "desk-nanopi-m6.yaml"), directory).power
+    assert isinstance(power, LcusSection)
+    assert (power.channel, power.invert, power.off_time_s) == (1, False, 2)
+    assert power.port.startswith("/dev/serial/by-path/")

@@ -6,11 +6,13 @@ import errno
 import threading
 from collections.abc import Iterator
 
+import pydantic
 import pytest
 import serial
 
 from harness.errors import BenchError, ConfigError
 from harness.power import lcus
+from harness.power.base import PowerContext
 from harness.power.lcus import LcusRelay
 from harness.sim.relay import LcusRelayDouble
 
@@ -212,3 +214,21 @@ def test_a_failing_callback_does_not_stop_the_double() -> None:
         assert double.wait_frames(2) == [CH1_ON, CH1_OFF]
         assert [str(e) for e in double.callback_errors] == ["callback broke", "callback broke"]
         assert double.states[1] is False
+
+
+def test_the_lcus_bench_section_builds_the_relay_it_describes() -> None:
+    section = lcus.LcusSection(kind="lcus", port="/dev/ttyUSB2", channel=4, invert=True)
+    relay = lcus.BACKEND.build(section, PowerContext(bench="desk"))
+    assert (relay.url, relay.channel, relay.invert) == ("/dev/ttyUSB2", 4, True)
+    assert lcus.BACKEND.kind == "lcus"
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"channel": 9}, "channel 9 does not exist on an LCUS module; its relays are numbered 1..8"),
+    ({"channel": True}, "valid integer"),
+    ({"channel": "2"}, "valid integer"),
+    ({"port": ""}, "at least 1 character"),
+])
+def test_the_lcus_bench_section_refuses_what_the_module_cannot_do(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        lcus.LcusSection.model_validate({"kind": "lcus", "port": "/dev/ttyUSB2", **fields})

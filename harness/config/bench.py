@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
 
+from harness.config.power_support import OptionalPowerSection, PowerSection, validate_power_section
 from harness.config.profile import Strict
 from harness.config.yamlfile import load_model
 from harness.errors import ConfigError
@@ -52,20 +53,6 @@ class SerialSpec(Strict):
             raise ValueError("give exactly one of 'url' (e.g. /dev/ttyUSB0, rfc2217://host:4001) "
                              "or 'udev' (e.g. {ID_PATH: pci-0000:00:14.0-usb-0:2:1.0})")
         return self
-
-
-class RelaySpec(Strict):
-    kind: Literal["sim", "manual", "lcus", "usbrelay-hid", "numato", "tasmota", "shelly", "gpio"]
-    port: str | None = None
-    channel: int = Field(default=1, ge=0)
-    invert: bool = False
-    off_time_s: PositiveFloat = 2.0
-
-
-class SdMuxSpec(Strict):
-    kind: Literal["usbsdmux", "sdwire"]
-    control: str
-    card_udev: dict[str, str] = {}
 
 
 class NetworkSpec(Strict):
@@ -110,14 +97,25 @@ class Bench(Strict):
     kind: Literal["hardware", "sim", "qemu"] = "hardware"
     board: str | None = None
     serial: SerialSpec | None = None
-    power: RelaySpec | None = None
-    maskrom: RelaySpec | None = None
-    sdmux: SdMuxSpec | None = None
+    # The registered power kinds' sections (harness.config.power_support): the union is built at
+    # validation time from the entry points, so a backend installed by another package is offered too.
+    power: OptionalPowerSection = None
+    maskrom: OptionalPowerSection = Field(
+        default=None, description="the switch across the MaskROM key, held while power is applied")
     network: NetworkSpec | None = None
     ram_mb: PositiveInt | None = Field(default=None, description="this unit's RAM, as DDR init sums it")
     secrets: dict[str, str] = Field(default={}, description="secret name -> environment variable name")
     sim: SimSpec | None = None
     qemu: QemuSpec | None = None
+
+    @field_validator("power", "maskrom", mode="plain")
+    @classmethod
+    def _registered_kind(cls, value: Any, info: ValidationInfo) -> PowerSection | None:
+        """A section of a registered kind that can serve this kind of bench (`kind` is validated first)."""
+        if value is None:
+            return None
+        role = "power" if info.field_name == "power" else "maskrom"
+        return validate_power_section(value, role=role, bench_kind=info.data.get("kind"))
 
     @model_validator(mode="after")
     def _kind_matches_parts(self) -> Bench:

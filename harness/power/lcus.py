@@ -9,6 +9,9 @@ is gained by holding the port, and a held port would lock out every other harnes
 the module (one 4-channel module often powers four boards) and go stale when the module
 re-enumerates on a hub reset. Within one process, frames to one module are serialised and
 spaced through a shared per-port record, whichever `LcusRelay` (channel) sends them.
+
+The bench section is `power: {kind: lcus, port: ..., channel: N, invert: false, off_time_s: 2}`
+(`LcusSection`); `BACKEND` registers it as the `lcus` kind (pyproject.toml, `talos_harness.power`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import serial
+from pydantic import Field, field_validator
 
 from harness.console.port import is_device_path, open_port
 from harness.errors import BenchError, ConfigError
+from harness.power.base import PowerBackend, PowerContext, PowerSection
 
 BAUD = 9600
 FRAME_START = 0xA0
@@ -133,3 +139,36 @@ class LcusRelay:
             raise BenchError(
                 f"the LCUS relay on {self.url} took {written} of {len(data)} bytes of a frame ({WHERE}): "
                 "the module or its USB link is failing; replug it and check dmesg")
+
+
+class LcusSection(PowerSection):
+    """A bench's LCUS relay: the module's serial device and the channel the board's supply goes through.
+
+    Wire the supply through the normally-open contact, so an unpowered module means the board is
+    off; `invert` is for active-low modules and normally-closed wiring.
+    """
+
+    kind: Literal["lcus"]
+    port: str = Field(min_length=1, description="the module's serial device, e.g. /dev/serial/by-path/...; "
+                                                "CH340 modules have no serial number, so name it by USB path")
+    channel: int = Field(default=1, strict=True, description="relay number as printed on the module, from 1")
+    invert: bool = False
+
+    example: ClassVar[str | None] = "{kind: lcus, port: ..., channel: N}"
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_on_the_module(cls, channel: int) -> int:
+        """Refused in the file, with the reason, rather than by the driver at power-on."""
+        if channel not in CHANNELS:
+            raise ValueError(f"channel {channel} does not exist on an LCUS module; its relays are numbered "
+                             f"{CHANNELS.start}..{CHANNELS.stop - 1}, as printed on the board")
+        return channel
+
+
+def build(section: LcusSection, context: PowerContext) -> LcusRelay:
+    """One channel of the module; the port is opened per frame, so nothing is touched here."""
+    return LcusRelay(section.port, section.channel, invert=section.invert)
+
+
+BACKEND = PowerBackend(section=LcusSection, build=build)

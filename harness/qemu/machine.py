@@ -100,29 +100,3 @@ class QemuMachine:
             self._child.stop(timeout)
             self._child = None
 
-
-class QmpPower:
-    """Power through QMP: on = reset (after the first power-on) and continue; off = freeze."""
-
-    def __init__(self, machine: QemuMachine) -> None:
-        self.machine = machine
-        self.description = f"QEMU power over QMP ({machine.qmp_path})"
-        self._started = False
-
-    def _qmp(self) -> Qmp:
-        if self.machine.qmp is None:
-            raise BenchError("QEMU is not running")
-        return self.machine.qmp
-
-    def set(self, on: bool) -> None:
-        qmp = self._qmp()
-        if on:
-            if self._started:
-                qmp.execute("system_reset")
-            qmp.execute("cont")
-            self._started = True
-        else:
-            qmp.execute("stop")
-
-    def get(self) -> bool | None:
-        return bool(self._qmp().execute("query-status").get("running"))
