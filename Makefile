@@ -21,15 +21,15 @@ system:
 
 ## The main job against the built-in virtual NanoPi M6; writes $(REPORT)/report.html.
 demo: setup
-	$(VENV)/bin/pytest --board nanopi-m6 --bench sim -m bootloader --report-dir $(REPORT) tests/gates
+	$(VENV)/bin/pytest --board nanopi-m6 --bench sim -m bootloader --report-dir $(REPORT)
 
 ## The gates against the QEMU board: Debian's real U-Boot and Linux.
 qemu: setup system
-	$(VENV)/bin/pytest --board qemu-arm64 --bench qemu --report-dir reports/qemu tests/gates
+	$(VENV)/bin/pytest --board qemu-arm64 --bench qemu --report-dir reports/qemu
 
 ## The whole test suite (what CI runs).
 test: setup system lint
-	$(VENV)/bin/pytest --board nanopi-m6 --bench sim --report-dir reports/tests tests; status=$$?; \
+	$(VENV)/bin/pytest tests; status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	  exit $$status
 

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import judges
 from harness.config.profile import BoardProfile
 from harness.console.cleaner import clean
 from harness.console.log import EVENT_PREFIX
 from harness.errors import ConfigError
+from harness.gates.registry import judge_all
 from harness.parsers import ddr_facts, kernel_facts, talos_facts, uboot_facts
 from harness.talos.probe import parse_addresses
 
@@ -151,7 +151,7 @@ def analyze(text: str, profile: BoardProfile | None = None, ram_mb: int | None =
     }
     if profile is not None:
         result["board"] = profile.name
-        result["gates"] = judges.judge_all(text, profile, ram_mb=ram_mb)
+        result["gates"] = judge_all(text, profile, ram_mb=ram_mb)
     return result
 
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from harness.config.bench import Bench
 from harness.config.power_support import power_driver_problem
-from harness.config.profile import BoardProfile, boards_dir, known_boards, load_profile
+from harness.config.profile import BoardProfile, board_dirs, known_boards, load_profile, profile_path
 from harness.config.yamlfile import expected_keys, read_yaml, require_mapping, validate
 from harness.errors import ConfigError, HarnessError
 
@@ -40,20 +40,22 @@ KINDS: dict[str, tuple[type[BoardProfile | Bench], str]] = {
 
 # -- hil boards ----------------------------------------------------------------------------------
 def _boards(args: argparse.Namespace) -> int:
-    """List every profile; a broken one is listed as such, so one bad file cannot hide the good ones."""
-    directory = boards_dir(Path.cwd())
+    """List every profile and the file it comes from (the project's own `boards/` overrides the shipped
+    ones); a broken one is listed as such, so one bad file cannot hide the good ones."""
+    directories = board_dirs(Path.cwd(), Path(args.boards_dir) if args.boards_dir else None)
     broken = []
-    for name in known_boards(directory):
+    for name in known_boards(directories):
+        path = profile_path(name, directories)
         try:
-            profile = load_profile(name, directory)
+            profile = load_profile(str(path), directories)
         except ConfigError as exc:
-            broken.append(name)
+            broken.append(path)
             print(f"{name:14} BROKEN: {_first_problem(str(exc))}")
             continue
-        print(f"{name:14} {profile.description}")
+        print(f"{name:14} {profile.description}  [{path}]")
     if broken:
-        print(f"hil: {len(broken)} broken board profile(s): {', '.join(broken)}; "
-              f"`hil check {directory / (broken[0] + '.yaml')}` lists every problem", file=sys.stderr)
+        print(f"hil: {len(broken)} broken board profile(s): {', '.join(p.stem for p in broken)}; "
+              f"`hil check {broken[0]}` lists every problem", file=sys.stderr)
         return 2
     return 0
 
@@ -140,7 +142,7 @@ def _sim(args: argparse.Namespace) -> int:
     if not args.board:
         raise ConfigError("hil sim needs --board NAME (see `hil boards`)")
     _check_sim_options(args)
-    profile = load_profile(args.board, boards_dir(Path.cwd()))
+    profile = load_profile(args.board, board_dirs(Path.cwd()))
     check_faults_apply(profile.name, args.fault)
     with contextlib.ExitStack() as stack:
         _run_sim(args, profile, stack)
@@ -285,7 +287,7 @@ def _log_analyze(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise ConfigError(f"no console capture at {path}")
-    profile = load_profile(args.board, boards_dir(Path.cwd())) if args.board else None
+    profile = load_profile(args.board, board_dirs(Path.cwd())) if args.board else None
     results = analyze_capture(path, profile, ram_mb=args.ram_mb, run=args.run)
     if args.json:
         print(json.dumps(results if args.run == "all" else results[0], indent=2))
@@ -310,7 +312,9 @@ def _run_number(text: str) -> int | str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description="Talos board bring-up harness")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("boards", help="list the board profiles").set_defaults(handler=_boards)
+    boards = commands.add_parser("boards", help="list the board profiles and where each comes from")
+    boards.add_argument("--boards-dir", help="your own board profiles, looked up first")
+    boards.set_defaults(handler=_boards)
     check = commands.add_parser("check", help="validate board profiles or bench files (told apart by their keys)")
     check.add_argument("files", nargs="+")
     check.add_argument("--bench", action="store_true", help="check the files as bench files, whatever their keys")

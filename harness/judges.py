@@ -2,13 +2,13 @@
 
 The live gates wait until their evidence is in the capture and then call these; `hil log analyze`
 calls them on a saved capture. Same text in, same verdict out: a log written by a run reproduces
-what that run saw. A judgment is pass, fail (with what was seen instead) or not-seen.
+what that run saw. A judgment is pass, fail (with what was seen instead) or not-seen. Which judge
+decides which gate is declared in harness/gates/registry.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.command import CommandResult
@@ -113,46 +113,3 @@ def shell_check(result: CommandResult, expect: str) -> Judgment:
     if not re.search(expect, result.output, re.MULTILINE):
         return Judgment(FAIL, f"'{result.command}' does not show /{expect}/: {result.output}")
     return Judgment(PASS, f"'{result.command}': {result.output}")
-
-
-PASSIVE: dict[str, Callable[..., Judgment]] = {
-    "BOOT-01": boot01, "BOOT-02": boot02, "BOOT-04": boot04, "KERN-01": kern01, "KERN-02": kern02,
-    "KERN-03": kern03, "KERN-04": kern04, "OVRL-04": ovrl04_console,
-}
-
-
-def judge_all(text: str, profile: BoardProfile, ram_mb: int | None = None) -> dict[str, str]:
-    """Each passively judgeable gate id -> pass / fail / not-seen (not applicable ones say so)."""
-    verdicts = {}
-    for requirement, judge in PASSIVE.items():
-        if requirement in profile.not_applicable:
-            verdicts[requirement] = "not-applicable"
-        else:
-            verdicts[requirement] = judge(text, profile, ram_mb=ram_mb).verdict
-    return verdicts
-
-
-def needs_stage(requirement: str, profile: BoardProfile) -> str | None:
-    """The later stage a gate's evidence waits on, if any: with the boot stopped before it, the gate is blocked."""
-    if requirement == "KERN-01" and profile.ethernet is not None:
-        return profile.ethernet.link_up_by
-    return None
-
-
-def evidence(requirement: str, profile: BoardProfile) -> tuple[re.Pattern[str], str]:
-    """What a live gate waits for before judging (the line its judge needs), and how to name it."""
-    ethernet = profile.ethernet.device if profile.ethernet else None
-    emmc_host = profile.kernel.mmc_hosts.get("emmc")
-    never = "(?!)"  # the profile names nothing to wait for: the wait times out and says what is missing
-    table = {
-        "BOOT-04": (profile.kernel.userspace, "the kernel handing over to userspace"),
-        "KERN-01": (rf"{re.escape(ethernet)} \S+: Link is Up" if ethernet else never, f"link up on {ethernet}"),
-        "KERN-02": (rf"mmcblk\d+: {re.escape(emmc_host)}:" if emmc_host else never,
-                    f"an mmcblk device on {emmc_host} (eMMC)"),
-        "KERN-03": (rf"New USB device found, idVendor=(?!{LINUX_ROOT_HUB_VENDOR})",
-                    "a USB device (not a root hub) enumerating"),
-        "KERN-04": (r"Machine model: ", "the 'Machine model' line"),
-        "OVRL-04": (r"\[talos\] entering maintenance service", "Talos entering maintenance mode"),
-    }
-    pattern, what = table[requirement]
-    return re.compile(pattern, re.MULTILINE), what

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from harness.cache import cache_dir
 from harness.config.bench import Bench
 from harness.config.power_support import power_driver_problem
 from harness.config.profile import BoardProfile
@@ -31,8 +32,6 @@ from harness.sim.relay import LcusRelayDouble
 from harness.sim.transcript import load_transcript
 from harness.transports.udev import serial_locator
 
-QEMU_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "qemu"
-SIM_CACHE = QEMU_CACHE.parent / "sim"
 QEMU_SOC = "qemu-virt"  # the profile of the QEMU board, the only board --bench qemu runs
 
 
@@ -94,9 +93,8 @@ def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: st
     if sd_image is None and emmc_image is None:
         # Nothing given: a Talos image on the microSD, as bring-up starts, and a blank eMMC. It is the
         # same every time, so it is made once (not in the report directory, which gets attached to releases).
-        default = SIM_CACHE / "talos-v1.9.1.img"
+        default = cache_dir("sim") / "talos-v1.9.1.img"
         if not default.is_file():
-            SIM_CACHE.mkdir(parents=True, exist_ok=True)
             make_talos_like_image(default.with_suffix(f".partial-{os.getpid()}")).rename(default)
         sd_image = str(default)
     board = VirtualBoard(profile, load_transcript(profile.name, spec.transcript), ram_mb=bench.ram_mb or 8192,
@@ -117,7 +115,7 @@ def _qemu_board(bench: Bench, log_dir: Path, stack: contextlib.ExitStack) -> tup
     spec = bench.qemu
     assert spec is not None
     with (log_dir / "qemu-assets.log").open("w", encoding="utf-8") as build_log:
-        assets = build_assets(QEMU_CACHE, variant=spec.variant,
+        assets = build_assets(cache_dir("qemu"), variant=spec.variant,
                               log=lambda line: print(line, file=build_log, flush=True))
     machine = QemuMachine(assets, log_dir / "qemu", memory_mb=spec.memory_mb).start()
     stack.callback(machine.close)

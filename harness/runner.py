@@ -62,8 +62,6 @@ class CommandRunner:
             step.detail = f"exit {result.status}"
         return result
 
-    run = exec  # the old name: harness/session.py and the gates and tests outside this module still call it
-
     def exec0(self, command: str, timeout: float | None = None) -> CommandResult:
         """Run `command`; raise `CommandFailed` (the board answered wrongly) unless it exits 0."""
         with self.steps.step(self.dialect.step_name, command=command) as step:

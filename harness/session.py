@@ -174,7 +174,7 @@ class BringUpSession:
         if self.profile.uboot.before_boot:
             uboot = self.uboot_prompt()
             for command in self.profile.uboot.before_boot:
-                result = uboot.run(command)
+                result = uboot.exec(command)
                 if not result.ok:
                     raise BoardFailure(f"U-Boot command {command!r} (uboot.before_boot) exited {result.status}: "
                                        f"{result.output}", stage="u-boot", tail=self.console.tail())

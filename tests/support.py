@@ -10,7 +10,8 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GATES = ROOT / "tests" / "gates"
+GATES = ROOT / "harness" / "gates"
+BOARDS = ROOT / "harness" / "boards"
 
 
 def read_report(path: Path) -> dict:

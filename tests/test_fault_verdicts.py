@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from support import BOARDS, GATES, ROOT
 
 ALL = {"BOOT-01", "BOOT-02", "BOOT-03", "BOOT-04", "KERN-01", "KERN-02", "KERN-03", "KERN-04"}
 KERNEL = {"BOOT-04", "KERN-01", "KERN-02", "KERN-03", "KERN-04"}
@@ -24,7 +24,7 @@ GATE_IDS = {
 
 def _profile(tmp_path: Path) -> Path:
     """The NanoPi M6 profile with short stage timeouts, so hangs are reported quickly."""
-    text = (ROOT / "boards" / "nanopi-m6.yaml").read_text()
+    text = (BOARDS / "nanopi-m6.yaml").read_text()
     for stage, seconds in (("ddr", 5), ("spl", 10), ("u-boot", 15), ("kernel", 60), ("talos-maintenance", 180)):
         text = text.replace(f"\n  {stage}: {seconds}\n", f"\n  {stage}: {max(1, seconds // 10)}\n")
     path = tmp_path / "nanopi-m6.yaml"
@@ -58,7 +58,7 @@ def _run(pytester: pytest.Pytester, tmp_path: Path, *args: str, board: str | Non
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--board", board or str(_profile(tmp_path)), *args,
         "--report-dir", str(tmp_path / "report"), f"--junitxml={junit}", "-m", marks,
-        str(ROOT / "tests" / "gates"), timeout=300)
+        str(GATES), timeout=300)
     return result, _verdicts(junit)
 
 
@@ -108,7 +108,7 @@ def test_a_silence_the_profile_names_is_reported_by_name_in_every_kernel_gate(
         pytester: pytest.Pytester, tmp_path: Path) -> None:
     """RPi 5 / CM5: the kernel console on another UART is a named finding, not four generic 'not seen'."""
     profile = tmp_path / "rpi5-cm5.yaml"
-    profile.write_text((ROOT / "boards" / "rpi5-cm5.yaml").read_text().replace("  kernel: 60\n", "  kernel: 10\n"))
+    profile.write_text((BOARDS / "rpi5-cm5.yaml").read_text().replace("  kernel: 60\n", "  kernel: 10\n"))
     result, verdicts = _run(pytester, tmp_path, "--bench", "sim", "--sim-fault", "kernel-console-other-uart",
                             board=str(profile), marks="kernel")
     assert set(verdicts) == KERNEL
@@ -133,7 +133,7 @@ def test_a_silent_board_errors_every_gate_as_a_bench_fault(pytester: pytest.Pyte
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--board", str(_profile(tmp_path)), "--bench",
         str(ROOT / "fixtures" / "benches" / "sim-silent.yaml"), f"--junitxml={junit}", "-m", "bootloader",
-        "--report-dir", str(tmp_path / "report"), str(ROOT / "tests" / "gates"), timeout=300)
+        "--report-dir", str(tmp_path / "report"), str(GATES), timeout=300)
     verdicts = _verdicts(junit)
     assert {v for v, _ in verdicts.values()} == {"error"}, verdicts
     assert all("check the board's power" in message for _, message in verdicts.values())
@@ -143,7 +143,7 @@ def test_a_silent_board_errors_every_gate_as_a_bench_fault(pytester: pytest.Pyte
 def test_recovery_power_cycles_after_a_failed_stage(pytester: pytest.Pytester, tmp_path: Path) -> None:
     """After kernel gates fail, a bootloader gate that runs later gets a fresh power-on, not a dead board."""
     junit = tmp_path / "junit.xml"
-    gates = ROOT / "tests" / "gates"
+    gates = GATES
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--board", str(_profile(tmp_path)), "--bench", "sim", "--sim-fault", "kernel-panic",
         f"--junitxml={junit}", "--report-dir", str(tmp_path / "report"),

@@ -82,7 +82,7 @@ def test_hardware_bench_with_an_lcus_relay_drives_the_board(tmp_path: Path) -> N
                               f"power: {{kind: lcus, port: {relay.pty_path}, channel: 2, off_time_s: 0.1}}\n"
                               "ram_mb: 8192\n")
         with bring_up(profile, load_bench(str(bench_file), tmp_path), tmp_path / "logs") as session:
-            assert session.uboot_prompt().run("version").ok
+            assert session.uboot_prompt().exec("version").ok
             assert session.power.description.startswith(f"LCUS relay {relay.pty_path} channel 2")
         assert relay.states[2] is False, "the session leaves the board off"
         assert bytes.fromhex("A0 02 01 A3") in relay.frames, "power-on went out as the documented LCUS frame"

@@ -11,9 +11,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support import GATES, ROOT, read_report
+from support import BOARDS, GATES, ROOT, read_report
 
-M6 = (ROOT / "boards" / "nanopi-m6.yaml").read_text()
+M6 = (BOARDS / "nanopi-m6.yaml").read_text()
 
 
 def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
@@ -23,9 +23,9 @@ def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
     assert report["environment"]["Board"].startswith("nanopi-m6")
     assert report["environment"]["Hardware"] == "virtual board"
     assert report["environment"]["Bench"] == "sim"
-    ddr = report["tests"]["tests/gates/test_bootloader.py::test_ddr_init"][0]
+    ddr = report["tests"]["harness/gates/test_bootloader.py::test_ddr_init"][0]
     excerpts = [e["text"] for e in ddr["extras"] if e["name"] == "console"]
-    boot01 = report["tests"]["tests/gates/test_bootloader.py::test_uboot_prompt_after_power_on"][0]
+    boot01 = report["tests"]["harness/gates/test_bootloader.py::test_uboot_prompt_after_power_on"][0]
     first = next(e["text"] for e in boot01["extras"] if e["name"] == "console")
     assert "LPDDR5, 2400MHz" in first and "=> version" in first, "BOOT-01's excerpt is the boot it drove"
     assert excerpts == [] or "power on" not in excerpts[0], "BOOT-02 shares BOOT-01's boot"
@@ -58,7 +58,7 @@ def test_invalid_board_yaml_stops_the_run_naming_file_line_and_key(run_gates, tm
 
 
 def test_wrong_ddr_clock_fails_boot02_with_the_line_seen(run_gates, tmp_path: Path) -> None:
-    transcript = (ROOT / "fixtures" / "transcripts" / "nanopi-m6.yaml").read_text()
+    transcript = (ROOT / "harness" / "sim" / "transcripts" / "nanopi-m6.yaml").read_text()
     (tmp_path / "slow-ddr.yaml").write_text(transcript.replace("ddr_mhz: 2400", "ddr_mhz: 2112"))
     bench = tmp_path / "sim-slow-ddr.yaml"
     bench.write_text("name: sim-slow-ddr\nkind: sim\nram_mb: 8192\nsim: {transcript: slow-ddr.yaml}\n")
@@ -132,3 +132,39 @@ def test_last_failed_reruns_only_the_gate_that_failed(pytester: pytest.Pytester)
     again = pytester.runpytest_subprocess("--report-dir", str(pytester.path / "again"), "--lf", *args)
     again.assert_outcomes(failed=1)
     again.stdout.fnmatch_lines(["*run-last-failure: rerun previous 1 failure*"])
+
+
+def test_a_projects_own_profile_overrides_the_shipped_one_and_the_run_says_which(pytester: pytest.Pytester) -> None:
+    boards = pytester.mkdir("boards")
+    (boards / "nanopi-m6.yaml").write_text(M6.replace("FriendlyELEC NanoPi M6 (RK3588S, LPDDR5)", "our M6 rev B"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--board", "nanopi-m6", "--bench", "sim",
+                                           "-m", "bootloader", "--report-dir", "out")
+    result.assert_outcomes(passed=3)
+    used = boards / "nanopi-m6.yaml"
+    result.stdout.fnmatch_lines([f"board profile: {used} (overrides the shipped one of that name)"])
+    report = read_report(pytester.path / "out" / "report.html")
+    assert report["environment"]["Board profile file"] == str(boards / "nanopi-m6.yaml")
+    assert report["environment"]["Board"].startswith("nanopi-m6 (our M6 rev B)")
+
+
+def test_users_own_gates_run_beside_the_shipped_ones(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_our_gate="""
+        from harness.gates.registry import gate
+
+        @gate("KERN-04")
+        def test_our_model_check(booted, board_profile):
+            assert "FriendlyElec NanoPi M6" in booted.boot_capture()
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--board", "nanopi-m6", "--bench", "sim",
+                                           "--shipped-gates", "-m", "kernel", "--report-dir", "out",
+                                           "test_our_gate.py")
+    result.assert_outcomes(passed=6)  # the 5 shipped kernel gates and ours, on one boot
+    result.stdout.fnmatch_lines(["*gate verdicts: 6 pass*", "*power-ons: 1*"])
+
+
+def test_a_cache_directory_that_cannot_be_written_is_named_with_its_variable(run_gates,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIL_CACHE_DIR", "/proc/hil-cache")  # refused even to root
+    result, _ = run_gates("--board", "nanopi-m6", "--bench", "sim", "-m", "bootloader")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(["*the cache directory /proc/hil-cache/sim cannot be written*set HIL_CACHE_DIR*"])

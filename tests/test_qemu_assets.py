@@ -1,6 +1,6 @@
 """The QEMU board's assets: Debian's kernel, busybox and lsusb on a disk U-Boot's distro boot finds.
 
-The first run fetches about 63 MB from the Debian mirror into the repository's .cache/qemu (the
+The first run fetches about 63 MB from the Debian mirror into the user's cache directory (harness/cache.py) (the
 same cache the harness uses, so CI builds once); later runs are cache hits. The disk and the
 initramfs are read back with mtools and a cpio reader written here, not with the builder's code.
 """
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.cache import cache_dir
 from harness.errors import ConfigError
 from harness.qemu import assets as assets_module
 from harness.qemu.assets import QemuAssets, build_assets, firmware_path, main, qemu_binary
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache" / "qemu"
+CACHE = cache_dir("qemu")
 APPEND = "console=ttyAMA0,115200 rdinit=/init"
 # The brief's driver list, spelled as Debian names the files; mmc_block is built into Debian's kernel.
 MODULES = ("virtio_mmio", "virtio_blk", "virtio_net", "virtio_pci", "sdhci", "sdhci-pci", "mmc_block",

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 from support import GATES, ROOT, read_report
 
+from harness.cache import cache_dir
 from harness.config.bench import builtin_bench
 from harness.config.profile import boards_dir, load_profile
 from harness.console.console import Console
 from harness.errors import BenchError, ConsoleTimeout
 from harness.qemu.assets import build_assets
 from harness.qemu.machine import QemuMachine, free_port
-from harness.rig import QEMU_CACHE, bring_up
+from harness.rig import bring_up
 from harness.session import BringUpSession
 from harness.transports.children import is_running
 
@@ -65,27 +66,27 @@ def test_broken_initramfs_fails_boot04_quoting_the_panic(run_gates) -> None:
 
 def test_real_uboot_commands_report_their_exit_status(session: BringUpSession) -> None:
     uboot = session.uboot_prompt()
-    version = uboot.run("version")
+    version = uboot.exec("version")
     assert version.ok and version.output.startswith("U-Boot 20"), version
-    assert uboot.run("virtio info").ok
-    missing = uboot.run("printenv hil_never_set")
+    assert uboot.exec("virtio info").ok
+    missing = uboot.exec("printenv hil_never_set")
     assert missing.status == 1 and "not defined" in missing.output
-    unknown = uboot.run("mmc list")
+    unknown = uboot.exec("mmc list")
     assert unknown.status == 1 and "Unknown command 'mmc'" in unknown.output, "this U-Boot has no MMC driver"
-    assert uboot.run("setenv hil_probe 42").ok
-    assert uboot.run("printenv hil_probe").output == "hil_probe=42"
+    assert uboot.exec("setenv hil_probe 42").ok
+    assert uboot.exec("printenv hil_probe").output == "hil_probe=42"
 
 
 def test_shell_driver_against_busybox(session: BringUpSession) -> None:
     shell = session.shell()
-    assert shell.run("true").status == 0
-    assert shell.run("false").status == 1
-    missing = shell.run("ls /hil-missing")
+    assert shell.exec("true").status == 0
+    assert shell.exec("false").status == 1
+    missing = shell.exec("ls /hil-missing")
     assert missing.status != 0 and "No such file" in missing.output
-    assert shell.run("echo one; echo two").output == "one\ntwo"
+    assert shell.exec("echo one; echo two").output == "one\ntwo"
     long_line = "x" * 300
-    assert shell.run(f"echo {long_line}").output == long_line, "a line past 80 columns must not be re-wrapped"
-    noisy = shell.run("echo 7 > /proc/sys/kernel/printk; for i in 1 2 3; do echo hil-kmsg-$i > /dev/kmsg; "
+    assert shell.exec(f"echo {long_line}").output == long_line, "a line past 80 columns must not be re-wrapped"
+    noisy = shell.exec("echo 7 > /proc/sys/kernel/printk; for i in 1 2 3; do echo hil-kmsg-$i > /dev/kmsg; "
                       "echo out$i; done; echo 1 > /proc/sys/kernel/printk")
     assert noisy.ok and noisy.output == "out1\nout2\nout3", "kernel lines interleaved with the output are dropped"
     assert "hil-kmsg-2" in session.console.log.log_path.read_text(), "the kernel lines did reach the console"
@@ -115,7 +116,7 @@ def test_a_hanging_guest_is_a_stage_timeout_with_the_console_tail(tmp_path: Path
 
 
 def test_qemu_that_cannot_start_is_a_bench_error(tmp_path: Path) -> None:
-    assets = build_assets(QEMU_CACHE, log=lambda _line: None)
+    assets = build_assets(cache_dir("qemu"), log=lambda _line: None)
     broken = dataclasses.replace(assets, boot_disk=tmp_path / "missing.img")
     with pytest.raises(BenchError) as caught:
         QemuMachine(broken, tmp_path / "qemu").start()
@@ -135,8 +136,8 @@ import sys, time
 from pathlib import Path
 from harness.qemu.assets import build_assets
 from harness.qemu.machine import QemuMachine
-from harness.rig import QEMU_CACHE
-machine = QemuMachine(build_assets(QEMU_CACHE, log=lambda _line: None), Path(sys.argv[1])).start()
+from harness.cache import cache_dir
+machine = QemuMachine(build_assets(cache_dir("qemu"), log=lambda _line: None), Path(sys.argv[1])).start()
 print(machine.pid, flush=True)
 time.sleep(120)
 """
@@ -144,7 +145,7 @@ time.sleep(120)
 
 def test_qemu_dies_with_a_harness_that_is_sigkilled(tmp_path: Path) -> None:
     """No cleanup code runs on SIGKILL; only PR_SET_PDEATHSIG keeps QEMU from holding ports and memory."""
-    build_assets(QEMU_CACHE, log=lambda _line: None)  # a cache hit in the child, not a build
+    build_assets(cache_dir("qemu"), log=lambda _line: None)  # a cache hit in the child, not a build
     harness = subprocess.Popen([sys.executable, "-c", HARNESS_THAT_GETS_KILLED, str(tmp_path / "qemu")],
                                stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert harness.stdout is not None

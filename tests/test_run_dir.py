@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from support import GATES, ROOT
+from support import BOARDS, GATES, ROOT
 
 from harness.errors import ConfigError
-from harness.run_dir import PREVIOUS, claim
+from harness.pytest.run_dir import PREVIOUS, claim
 
 
 def test_a_directory_held_by_a_live_run_is_refused_naming_that_run(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_a_second_run_on_the_same_report_dir_is_refused_while_the_first_runs(pyt
     """The issue's reproduction: a run in the background, another one on the same directory."""
     report_dir = tmp_path / "report"
     profile = tmp_path / "nanopi-m6.yaml"
-    profile.write_text((ROOT / "boards" / "nanopi-m6.yaml").read_text().replace("  ddr: 5\n", "  ddr: 60\n"))
+    profile.write_text((BOARDS / "nanopi-m6.yaml").read_text().replace("  ddr: 5\n", "  ddr: 60\n"))
     silent = ROOT / "fixtures" / "benches" / "sim-silent.yaml"
     first = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--board", str(profile), "--bench", str(silent),

@@ -73,10 +73,6 @@ def test_test_is_true_only_for_status_zero(uboot: UBoot) -> None:
     assert uboot.test("mmc dev 7") is False
 
 
-def test_run_is_still_exec_for_callers_not_yet_renamed(uboot: UBoot) -> None:
-    assert uboot.run("printenv hil_never_set").status == 1
-
-
 # -- polling ------------------------------------------------------------------------------------------
 def test_poll_until_returns_the_first_answer_that_satisfies_the_predicate(uboot: UBoot) -> None:
     """Each try appends an `x` to a variable: the third try is the first to print three."""

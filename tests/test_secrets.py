@@ -13,7 +13,7 @@ from support import read_report
 from harness.config.bench import Bench, SimSpec
 from harness.console.console import Console
 from harness.console.secrets import SecretMasker, secrets_of
-from harness.report_masking import PLUGIN_NAME, MaskedRepr, ReportMasker, register
+from harness.pytest.masking import PLUGIN_NAME, MaskedRepr, ReportMasker, register
 
 LINE = b"Kernel command line: console=ttyS2 siderolink.api=https://omni.example.invalid?jointoken=s3cr3t-T0KEN&x=1\r\n"
 
@@ -173,7 +173,7 @@ import pytest
 
 from harness.config.bench import Bench, SimSpec
 from harness.console.secrets import secrets_of
-from harness.report_masking import register
+from harness.pytest.masking import register
 
 DESK = Bench(name="desk", kind="sim", secrets={"omni": "HIL_TEST_OMNI_KEY"},
              sim=SimSpec(kernel_args=[os.environ["HIL_TEST_SIDEROLINK"]]))

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from support import GATES, ROOT, read_report
+from support import BOARDS, GATES, ROOT, read_report
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -81,7 +81,7 @@ def stop_and_check(child: subprocess.Popen[bytes], report_dir: Path, number: sig
 @pytest.mark.parametrize("number", SIGNALS, ids=lambda s: s.name)
 def test_stop_while_waiting_for_a_silent_board(tmp_path: Path, number: signal.Signals) -> None:
     profile = tmp_path / "nanopi-m6.yaml"
-    profile.write_text((ROOT / "boards" / "nanopi-m6.yaml").read_text().replace("  ddr: 5\n", "  ddr: 60\n"))
+    profile.write_text((BOARDS / "nanopi-m6.yaml").read_text().replace("  ddr: 5\n", "  ddr: 60\n"))
     child, report_dir = start_run(tmp_path, "--board", str(profile), "--bench",
                                   str(ROOT / "fixtures" / "benches" / "sim-silent.yaml"), str(GATES))
     wait_for_line(report_dir / "console.log", "[hil] power on (#1)", child)

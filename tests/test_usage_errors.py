@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import ROOT
+from support import GATES
 
 USAGE_ERROR = 4
 
@@ -77,7 +77,7 @@ def test_report_dir_that_is_a_file_is_a_usage_error(pytester: pytest.Pytester, t
     target = tmp_path / "report"
     target.write_text("not a directory")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--board", "nanopi-m6", "--report-dir",
-                                           str(target), str(ROOT / "tests" / "gates"))
+                                           str(target), str(GATES))
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--report-dir {target} is a file, not a directory*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
@@ -86,7 +86,7 @@ def test_report_dir_that_is_a_file_is_a_usage_error(pytester: pytest.Pytester, t
 def test_report_dir_that_cannot_be_written_is_a_usage_error(pytester: pytest.Pytester) -> None:
     # The tests may run as root, for whom permission bits do not stop a write: /proc refuses everyone.
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--board", "nanopi-m6", "--report-dir",
-                                           "/proc/hil-report", str(ROOT / "tests" / "gates"))
+                                           "/proc/hil-report", str(GATES))
     assert result.ret == USAGE_ERROR
     result.stderr.fnmatch_lines(["*--report-dir /proc/hil-report cannot be written*"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()

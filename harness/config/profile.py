@@ -7,6 +7,8 @@ not a code branch. Unknown keys are rejected so a typo cannot silently fall back
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -162,27 +164,53 @@ class BoardProfile(Strict):
         return next((m for m in self.uboot.mmc if m.kind == kind), None)
 
 
+def shipped_boards_dir() -> Path:
+    """The profiles shipped inside the package (package data; the wheel is not zip-safe, so a real path)."""
+    return Path(str(resources.files("harness") / "boards"))
+
+
+def board_dirs(root: Path | None = None, extra: Path | None = None) -> list[Path]:
+    """Where profiles are looked up, first match wins: `--boards-dir`, the project's `boards/`, the shipped ones.
+
+    A user's own profile extends the shipped set, or overrides a shipped one of the same name.
+    """
+    dirs = [extra] if extra is not None else []
+    if root is not None and (root / "boards").is_dir() and (root / "boards").resolve() != shipped_boards_dir():
+        dirs.append(root / "boards")
+    return [*dirs, shipped_boards_dir()]
+
+
 def boards_dir(root: Path | None = None) -> Path:
-    """Profiles live beside the package in a checkout; a project root may bring its own."""
-    if root is not None and (root / "boards").is_dir():
-        return root / "boards"
-    return Path(__file__).resolve().parents[2] / "boards"
+    """The project's own `boards/` when it has one, else the shipped profiles (for listing one directory)."""
+    return board_dirs(root)[0]
 
 
-def known_boards(directory: Path) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.yaml"))
+Directories = Path | Sequence[Path]
 
 
-def load_profile(name_or_path: str, directory: Path) -> BoardProfile:
-    """Load `boards/NAME.yaml` (or a path); unknown names list the boards that exist."""
+def _as_list(directories: Directories) -> list[Path]:
+    return [directories] if isinstance(directories, Path) else list(directories)
+
+
+def known_boards(directories: Directories) -> list[str]:
+    return sorted({p.stem for d in _as_list(directories) if d.is_dir() for p in d.glob("*.yaml")})
+
+
+def profile_path(name_or_path: str, directories: Directories) -> Path:
+    """The file `--board NAME` means: a path as given, else `NAME.yaml` in the first directory that has it."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        path = candidate
-    else:
-        path = directory / f"{name_or_path}.yaml"
-        if not path.is_file():
-            known = ", ".join(known_boards(directory)) or "none"
-            raise ConfigError(
-                f"unknown board '{name_or_path}': no {path}. Known boards: {known}. "
-                f"Pass one of them to --board, or add {directory}/{name_or_path}.yaml")
-    return load_model(path, BoardProfile, what="board profile")
+        return candidate
+    dirs = _as_list(directories)
+    for directory in dirs:
+        if (directory / f"{name_or_path}.yaml").is_file():
+            return directory / f"{name_or_path}.yaml"
+    known = ", ".join(known_boards(dirs)) or "none"
+    raise ConfigError(
+        f"unknown board '{name_or_path}': no {name_or_path}.yaml in {', '.join(map(str, dirs))}. Known boards: "
+        f"{known}. Pass one of them to --board, or add {dirs[0]}/{name_or_path}.yaml")
+
+
+def load_profile(name_or_path: str, directories: Directories) -> BoardProfile:
+    """Load `boards/NAME.yaml` (or a path); unknown names list the boards that exist."""
+    return load_model(profile_path(name_or_path, directories), BoardProfile, what="board profile")

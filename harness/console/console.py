@@ -54,9 +54,9 @@ class Console:
         self.baud = baud
         self.char_delay_s = char_delay_s
         self.where = where
-        self.log = ConsoleLog(log_dir, name)
-        self.buffer = ExpectBuffer()
         self.masker = SecretMasker(secrets)
+        self.log = ConsoleLog(log_dir, name, mask=self.masker.text)
+        self.buffer = ExpectBuffer()
         self.bad_patterns: list[tuple[str, re.Pattern[str]]] = []
         self._port: serial.SerialBase | None = None
         self._port_lock = threading.Lock()

@@ -38,9 +38,10 @@ class ConsoleLog:
         self._log: TextIO = self.log_path.open("w", encoding="utf-8", errors="replace", newline="\n")
         self._idx.write(f"# opened {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; columns: byte offset, seconds\n")
         self._at_line_start = True
+        self._pending: list[str] = []  # step lines waiting for the board's current line to end
         self._lock = threading.Lock()  # the reader thread writes chunks, the session writes events
         events = "events.jsonl" if name == "console" else f"{name}.events.jsonl"
-        self.steps = StepRecorder(directory / events, note=self.event, origin=self.started,
+        self.steps = StepRecorder(directory / events, note=self.step_line, origin=self.started,
                                   mask=mask if mask is not None else SecretMasker().text)
 
     def seconds(self, moment: float | None = None) -> float:
@@ -68,16 +69,33 @@ class ConsoleLog:
             if i < len(lines) - 1:
                 out.append("\n")
                 self._at_line_start = True
+                out.extend(self._pending)
+                self._pending.clear()
         self._log.write("".join(out))
         self._log.flush()
 
     def event(self, message: str) -> None:
-        """A harness event (port lost, power switched) in the people's log, never in the raw bytes."""
+        """A harness event (port lost, power switched) in the people's log, never in the raw bytes.
+
+        It ends the board's current line at once: what follows (a new boot) must start a line.
+        """
         with self._lock:
             prefix = "" if self._at_line_start else "\n"
-            self._log.write(f"{prefix}[{self.seconds():10.6f}] {EVENT_PREFIX}{message}\n")
+            pending, self._pending = "".join(self._pending), []
+            self._log.write(f"{prefix}{pending}[{self.seconds():10.6f}] {EVENT_PREFIX}{message}\n")
             self._log.flush()
             self._at_line_start = True
+
+    def step_line(self, message: str) -> None:
+        """A finished step, written after the board's current line ends (at once when none is open), so
+        a prompt and the command typed at it stay on one line: `=> version; echo ...`."""
+        line = f"[{self.seconds():10.6f}] {EVENT_PREFIX}{message}\n"
+        with self._lock:
+            if not self._at_line_start:
+                self._pending.append(line)
+                return
+            self._log.write(line)
+            self._log.flush()
 
     def position(self) -> int:
         """Where the people's log ends now; two positions bound a gate's console excerpt."""
@@ -98,6 +116,9 @@ class ConsoleLog:
     def close(self) -> None:
         self.steps.close()
         with self._lock:
+            if self._pending and not self._log.closed:
+                self._log.write("\n" + "".join(self._pending))
+                self._pending.clear()
             for f in (self._raw, self._idx, self._log):
                 if not f.closed:
                     f.close()

@@ -1,8 +1,10 @@
-"""The pytest plugin: options, markers, the bring-up fixtures and the report.
+"""The pytest plugin: options, markers, hooks; the fixtures live in harness.pytest.fixtures.
 
 Registered through the `pytest11` entry point, so `pytest --board nanopi-m6` works in any
-directory once the package is installed. Gates collected without `--board` are skipped with one
-reason, repeated in a single summary line, so they can never pass silently.
+directory once the package is installed: with `--board` and no test path, the shipped gates
+(harness/gates) are what runs; `--shipped-gates` adds them beside the user's own gate files. Gates
+collected without `--board` are skipped with one reason, repeated in a single summary line, so
+they can never pass silently.
 """
 
 from __future__ import annotations
@@ -12,53 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from harness import report, report_masking, run_dir, verdicts
+import harness.gates
 from harness.config.bench import Bench, load_bench
-from harness.config.profile import BoardProfile, boards_dir, known_boards, load_profile
+from harness.config.profile import load_profile, profile_path, shipped_boards_dir
 from harness.console.secrets import secrets_of
 from harness.errors import ConfigError
-from harness.rig import bring_up
-from harness.session import BringUpSession
+from harness.gates.registry import PHASES
+from harness.pytest import masking, report, run_dir, verdicts
+from harness.pytest.state import HarnessState, new_state, state_if_any, state_of
+from harness.pytest.stopping import RunInterrupted
+from harness.pytest.usage import check_image, check_run
 from harness.sim.faults import validate_faults
-from harness.stopping import RunInterrupted, SignalGuard
 from harness.transports.children import stop_all
-from harness.usage import check_image, check_run
 
-PHASES = {
-    "environment": "roadmap phase 1: build toolchain, UART, flashing",
-    "bootloader": "roadmap phase 2: DDR, U-Boot, storage, recovery",
-    "kernel": "roadmap phase 3: kernel console, Ethernet, eMMC, USB, device tree",
-    "overlay": "roadmap phase 4: Talos overlay, installer, maintenance mode",
-    "cluster": "roadmap phase 5: eMMC boot, network, Omni, Kubernetes",
-    "hardening": "roadmap phase 6: NVMe, cpufreq, thermal, watchdog",
-}
-NEEDS_BOARD = "needs a board: pass --board NAME (known: {known}) and --bench (sim for the virtual board)"
-
-_state_key = pytest.StashKey["HarnessState"]()
-
-
-class HarnessState:
-    """What the plugin knows about this run; kept in the config stash."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.root = Path(config.rootpath)
-        self.boards_dir = boards_dir(self.root)
-        self.board_name: str | None = config.getoption("board")
-        self.bench_name: str = config.getoption("bench")
-        self.image: str | None = config.getoption("image")
-        report_dir = config.getoption("report_dir")
-        self.report_dir = Path(report_dir).resolve() if report_dir else None
-        self.profile: BoardProfile | None = None
-        self.bench: Bench | None = None
-        self.session: BringUpSession | None = None
-        self.skipped_for_board = 0
-        self.verdicts: dict[str, verdicts.GateVerdict] = {}
-        self.run_dir: run_dir.RunDirectory | None = None
-        self.signals = SignalGuard()
-
-    @property
-    def log_dir(self) -> Path:
-        return self.report_dir or self.root / "reports" / "latest"
+pytest_plugins = ["harness.pytest.fixtures"]
+SHIPPED_GATES = Path(harness.gates.__file__).parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,6 +42,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="make the virtual board misbehave (repeatable); `hil sim --list-faults` lists them")
     group.addoption("--report-dir", default=None, metavar="DIR",
                     help="write report.html (self-contained) and the console logs to DIR")
+    group.addoption("--boards-dir", default=None, metavar="DIR",
+                    help="your own board profiles, looked up before boards/ in the rootdir and the shipped ones")
+    group.addoption("--shipped-gates", action="store_true",
+                    help="run the shipped gates beside the test paths given (without paths they run anyway)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-html reads --html, which --report-dir sets
@@ -79,11 +53,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, description in PHASES.items():
         config.addinivalue_line("markers", f"{name}: {description}")
     config.addinivalue_line("markers", "requirement(*ids): roadmap requirement ids this gate proves (BOOT-01...)")
-    state = HarnessState(config)
-    config.stash[_state_key] = state
+    state = new_state(config)
+    _collect_shipped_gates(config, state)
     try:
         if state.board_name is not None:
-            state.profile = load_profile(state.board_name, state.boards_dir)
+            state.profile_file = profile_path(state.board_name, state.board_dirs)
+            state.profile = load_profile(str(state.profile_file), state.board_dirs)
             state.bench = _with_faults(load_bench(state.bench_name, state.root / "benches"),
                                        config.getoption("sim_fault"))
             if state.image is not None:
@@ -94,13 +69,22 @@ def pytest_configure(config: pytest.Config) -> None:
             state.run_dir = run_dir.claim(state.log_dir)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    report_masking.register(config, secrets_of(state.bench) if state.bench is not None else [])
+    masking.register(config, secrets_of(state.bench) if state.bench is not None else [])
     state.signals.install()
     report.configure(config, state)
 
 
+def _collect_shipped_gates(config: pytest.Config, state: HarnessState) -> None:
+    """With a board and no test path, the shipped gates are the run; `--shipped-gates` adds them to paths."""
+    given = config.args_source == pytest.Config.ArgsSource.ARGS
+    if state.board_name is not None and not given:
+        config.args = [str(SHIPPED_GATES)]
+    elif config.getoption("shipped_gates") and str(SHIPPED_GATES) not in config.args:
+        config.args = [*config.args, str(SHIPPED_GATES)]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    state = config.stash.get(_state_key, None)
+    state = state_if_any(config)
     if state is None:
         return
     state.signals.uninstall()
@@ -119,20 +103,15 @@ def _with_faults(bench: Bench, faults: list[str]) -> Bench:
     return bench.model_copy(update={"sim": bench.sim.model_copy(update={"faults": merged})})
 
 
-def _state(config: pytest.Config) -> HarnessState:
-    return config.stash[_state_key]
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = _state(config)
+    state = state_of(config)
     for item in items:
         _label_with_requirements(item)
     if state.profile is not None:
         return
-    reason = NEEDS_BOARD.format(known=", ".join(known_boards(state.boards_dir)))
     for item in items:
         if "bring_up_session" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.skip(reason=reason))
+            item.add_marker(pytest.mark.skip(reason=state.needs_board))
             state.skipped_for_board += 1
 
 
@@ -151,17 +130,21 @@ def _label_with_requirements(item: pytest.Item) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A blocked gate is not a pass: a run with nothing failed but something blocked still exits non-zero."""
-    state = _state(session.config)
+    state = state_of(session.config)
     if exitstatus == pytest.ExitCode.OK and any(v.verdict == verdicts.BLOCKED for v in state.verdicts.values()):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    state = _state(terminalreporter.config)
+    state = state_of(terminalreporter.config)
     if state.skipped_for_board:
         terminalreporter.write_line(
-            f"{state.skipped_for_board} gate(s) skipped: "
-            + NEEDS_BOARD.format(known=", ".join(known_boards(state.boards_dir))), yellow=True)
+            f"{state.skipped_for_board} gate(s) skipped: {state.needs_board}", yellow=True)
+    if state.profile_file is not None:
+        shadows = (state.profile_file.parent.resolve() != shipped_boards_dir()
+                   and (shipped_boards_dir() / state.profile_file.name).is_file())
+        terminalreporter.write_line(f"board profile: {state.profile_file}"
+                                    + (" (overrides the shipped one of that name)" if shadows else ""))
     if state.verdicts:
         tally = verdicts.counts(state.verdicts)
         terminalreporter.write_line(
@@ -174,35 +157,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                                     f"{state.session.console.log.log_path}")
 
 
-@pytest.fixture(scope="session")
-def board_profile(pytestconfig: pytest.Config) -> BoardProfile:
-    state = _state(pytestconfig)
-    if state.profile is None:
-        # Deliberate: a gate without a board has nothing to judge; the run says so once in its summary.
-        pytest.skip(NEEDS_BOARD.format(known=", ".join(known_boards(state.boards_dir))))
-    return state.profile
-
-
-@pytest.fixture(scope="session")
-def bench(pytestconfig: pytest.Config, board_profile: BoardProfile) -> Bench:
-    state = _state(pytestconfig)
-    assert state.bench is not None
-    return state.bench
-
-
-@pytest.fixture(scope="session")
-def bring_up_session(pytestconfig: pytest.Config, board_profile: BoardProfile,
-                     bench: Bench) -> Iterator[BringUpSession]:
-    state = _state(pytestconfig)
-    with bring_up(board_profile, bench, state.log_dir, image=state.image) as session:
-        state.session = session
-        yield session
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     rep = yield
-    state = _state(item.config)
+    state = state_of(item.config)
     verdicts.classify(item, call, rep)
     verdict = verdicts.verdict_of(item, rep, call) if rep.when == "call" or not rep.passed else None
     if verdict is not None:
@@ -212,7 +170,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    state = _state(item.config)
+    state = state_of(item.config)
     report.mark_start(item, state.session)
     marker = item.get_closest_marker("requirement")
     if state.session is not None:
@@ -230,7 +188,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def _report_interrupted(item: pytest.Item, exc: KeyboardInterrupt) -> None:
-    state = _state(item.config)
+    state = state_of(item.config)
     how = exc.signal_name if isinstance(exc, RunInterrupted) else "SIGINT"
     where = f" at stage {state.session.stage}" if state.session is not None else ""
     reason = f"{verdicts.INTERRUPTED} by {how} while this gate ran{where}"

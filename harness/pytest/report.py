@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness import verdicts
+from harness.pytest import verdicts
 from harness.rig import describe_bench
 
 if TYPE_CHECKING:
-    from harness.plugin import HarnessState
+    from harness.pytest.state import HarnessState
     from harness.session import BringUpSession
 
 _start_key = pytest.StashKey[int]()
@@ -72,6 +72,7 @@ class _HtmlHooks:
             return {"Board": "none (gates skipped: no --board)"}
         return {
             "Board": f"{state.profile.name} ({state.profile.description})",
+            "Board profile file": str(state.profile_file),
             "Bench": state.bench.name,
             "Hardware": describe_bench(state.bench),
             "Image": state.image or "as on the board's storage",

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness.errors import BenchError, Blocked, BoardFailure, ConfigError
-from harness.requirements import REQUIREMENTS
+from harness.gates.registry import REQUIREMENTS
 
 PASS, FAIL, ERROR, USAGE_ERROR = "pass", "fail", "error", "usage error"
 NOT_APPLICABLE, BLOCKED, INTERRUPTED, NOT_RUN = "not applicable", "blocked", "interrupted", "not run"

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.cache import cache_dir
 from harness.errors import BenchError, ConfigError, HarnessError
 
 RECIPE_VERSION = 2  # bump when the output changes in a way the templates below do not show
@@ -748,12 +749,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build (or find) the assets and print their paths on stdout; progress goes to stderr."""
     parser = argparse.ArgumentParser(prog="python -m harness.qemu.assets",
                                      description="Build the QEMU arm64 board's boot assets from Debian packages.")
-    parser.add_argument("--cache", type=Path, default=Path(".cache/qemu"),
-                        help="cache directory (default: %(default)s)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="cache directory (default: the user's cache directory, see harness/cache.py)")
     parser.add_argument("--variant", choices=VARIANTS, default="good")
     args = parser.parse_args(argv)
     try:
-        assets = build_assets(args.cache, variant=args.variant,
+        assets = build_assets((args.cache or cache_dir("qemu")).resolve(), variant=args.variant,
                               log=lambda message: print(message, file=sys.stderr, flush=True))
     except HarnessError as exc:
         print(f"error: {exc}", file=sys.stderr)

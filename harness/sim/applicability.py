@@ -32,7 +32,7 @@ def require_transcript(board: str) -> None:
     if has_transcript(board):
         return
     raise ConfigError(
-        f"the virtual board cannot play '{board}': there is no transcript fixtures/transcripts/{board}.yaml "
+        f"the virtual board cannot play '{board}': there is no transcript harness/sim/transcripts/{board}.yaml "
         f"saying what it prints; boards it can play: {', '.join(boards_with_transcripts()) or 'none'} "
         "(a QEMU board profile runs on --bench qemu)")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -76,7 +77,8 @@ class Transcript(Strict):
 
 
 def transcripts_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "fixtures" / "transcripts"
+    """The virtual boards' transcripts, shipped inside the package beside this module."""
+    return Path(str(resources.files("harness.sim") / "transcripts"))
 
 
 def load_transcript(board: str, path: str | Path | None = None) -> Transcript:
