@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.cache import cache_dir
@@ -39,9 +40,25 @@ def describe_bench(bench: Bench) -> str:
     return {"sim": "virtual board", "qemu": "QEMU board (real U-Boot and Linux)"}.get(bench.kind, "real hardware")
 
 
+@dataclass(frozen=True)
+class Rig:
+    """The live parts of a bench: the session gates drive, and the virtual board behind a sim bench
+    (None on hardware and QEMU) for the harness's own tests; the session never sees the board."""
+
+    session: BringUpSession
+    virtual_board: VirtualBoard | None
+
+
 @contextlib.contextmanager
 def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
              image: str | None = None) -> Iterator[BringUpSession]:
+    """The session of `open_rig`: what gates and fixtures use."""
+    with open_rig(profile, bench, log_dir, image=image) as rig:
+        yield rig.session
+
+
+@contextlib.contextmanager
+def open_rig(profile: BoardProfile, bench: Bench, log_dir: Path, *, image: str | None = None) -> Iterator[Rig]:
     """Switch the board off first, open the console before anything is powered, and leave it off afterwards.
 
     The first action is the power-off: a run killed with SIGKILL could not switch its relay off,
@@ -73,10 +90,10 @@ def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
         console.open()
         stack.callback(console.close)
         console.log.event(f"power off before the run ({power.description}): a killed run may have left it on")
-        session = BringUpSession(profile, bench, console, power, off_time_s=off_time, virtual_board=board,
+        session = BringUpSession(profile, bench, console, power, off_time_s=off_time,
                                  media_finding=lambda: _missing_loader(profile, media))
         stack.callback(_leave_off, session)
-        yield session
+        yield Rig(session, board)
 
 
 def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: str | None,

@@ -108,9 +108,9 @@ def test_a_hanging_guest_is_a_stage_timeout_with_the_console_tail(tmp_path: Path
         live.uboot_prompt()
         live.console.sendline("boot")
         live.power.machine.qmp.execute("stop")  # the guest freezes right after U-Boot starts booting
-        live.stage, live._uboot = "u-boot", None  # what the session believes after `boot` was typed
+        assert live.stage == "u-boot"  # what the strategy believes after `boot` was typed
         with pytest.raises(ConsoleTimeout) as caught:
-            live._watch("kernel", interrupt=False)
+            live.stages.watch("kernel", interrupt=False)
     assert "stage kernel not reached" in str(caught.value) and caught.value.stage == "u-boot"
     assert any("boot" in line for line in caught.value.tail), "the console tail comes with the timeout"
 

@@ -8,15 +8,13 @@ a `[hil] step` line in console.log and a JSON line in events.jsonl.
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
 import time
-import tty
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pty_peer import LinePeer
 from sim_support import fast_profile, sim_bench
 
 from harness.command import CommandFailed, CommandResult, PollTimeout
@@ -151,37 +149,6 @@ def test_a_poll_is_a_step_holding_each_try(session: BringUpSession, uboot: UBoot
 # -- the protocol, against a peer that answers in its own way --------------------------------------
 TEST_DIALECT = Dialect(label="test", step_name="test command", stage="u-boot", marker_prefix="HILT",
                        default_timeout=5.0, noise=re.compile(r"^NOISE "))
-
-
-class LinePeer:
-    """A pty that answers each typed line with `reply(line)`, then the marker's answer and a prompt."""
-
-    def __init__(self, reply: Callable[[str], str]) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
-        self.reply = reply
-        self.typed: list[str] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        pending = b""
-        while True:
-            try:
-                pending += os.read(self.master, 1024)
-            except OSError:
-                return
-            while b"\n" in pending:
-                raw, pending = pending.split(b"\n", 1)
-                line = raw.decode()
-                self.typed.append(line)
-                answer = self.reply(line)
-                if answer:
-                    os.write(self.master, answer.encode())
-
-    def close(self) -> None:
-        os.close(self.master)
-        os.close(self.slave)
 
 
 def _answer(echo: Callable[[str], str], output: str, status: int = 0) -> Callable[[str], str]:

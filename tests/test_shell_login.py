@@ -7,15 +7,12 @@ Behind the login, the shell runs the same command runner as U-Boot: its verbs ar
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
-import tty
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pty_peer import LinePeer
 
 from harness.command import CommandFailed, PollTimeout
 from harness.console.console import Console
@@ -32,15 +29,11 @@ class FakeGetty:
     `lsusb -v`, each answer written in small pieces as a UART delivers it (the console reads it in many)."""
 
     def __init__(self, ask_password: bool = False) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
         self.ask_password = ask_password
         self.user: str | None = None
         self.operstate_reads = 0  # the link comes up at the third read, as a PHY negotiates
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self.peer = LinePeer(self._answer, piece=2048, gap=0.002)
+        self.path = self.peer.path
 
     def _answer(self, line: str) -> str:
         if self.user is None:
@@ -60,24 +53,8 @@ class FakeGetty:
         output, status = next((answer for command, answer in outputs.items() if line.startswith(command)), ("", 0))
         return f"{line}\r\n{output}" + (f"{marker.group(1)}{status}=\r\n" if marker else "") + "# "
 
-    def _serve(self) -> None:
-        pending = b""
-        while not self._stop.is_set():
-            try:
-                pending += os.read(self.master, 1024)
-            except OSError:
-                return
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                answer = self._answer(line.decode().strip()).encode()
-                for start in range(0, len(answer), 2048):
-                    os.write(self.master, answer[start:start + 2048])
-                    time.sleep(0.002)
-
     def close(self) -> None:
-        self._stop.set()
-        os.close(self.master)
-        os.close(self.slave)
+        self.peer.close()
 
 
 @pytest.fixture

@@ -6,15 +6,12 @@ statuses are pinned here: a gate that parses them on the virtual board parses a 
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
-import tty
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pty_peer import LinePeer
 from sim_support import fast_profile, sim_bench
 
 from harness.console.console import Console
@@ -144,35 +141,18 @@ class PacedUBoot:
     """
 
     def __init__(self, answer: str) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
         self.answer = answer
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.peer = LinePeer(self._reply, piece=2048, gap=0.002)
+        self.path = self.peer.path
 
-    def _reply(self, line: str) -> list[bytes]:
+    def _reply(self, line: str) -> str:
         marker = re.search(r"echo (=\w+=)\$\?=$", line)
         if marker is None:
-            return [b"\r\n=> "]
-        text = f"{line}\r\n{self.answer}{marker.group(1)}0=\r\n=> ".encode()
-        return [text[i:i + 2048] for i in range(0, len(text), 2048)]
-
-    def _serve(self) -> None:
-        pending = b""
-        while True:
-            try:
-                pending += os.read(self.master, 1024)
-            except OSError:
-                return  # closed
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                for piece in self._reply(line.decode().strip()):
-                    os.write(self.master, piece)
-                    time.sleep(0.002)
+            return "\r\n=> "
+        return f"{line}\r\n{self.answer}{marker.group(1)}0=\r\n=> "
 
     def close(self) -> None:
-        os.close(self.master)
-        os.close(self.slave)
+        self.peer.close()
 
 
 def test_an_answer_far_longer_than_the_search_window_comes_back_whole(tmp_path: Path) -> None:

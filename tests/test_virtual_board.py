@@ -21,7 +21,7 @@ from harness.config.profile import BoardProfile
 from harness.errors import BadPatternSeen, BenchError, BoardFailure, ConfigError, ConsoleTimeout
 from harness.image.synthetic import make_talos_like_image
 from harness.parsers import ddr_facts, kernel_facts, talos_facts
-from harness.rig import bring_up
+from harness.rig import bring_up, open_rig
 from harness.session import BringUpSession
 from harness.sim.applicability import boards_for_fault, check_faults_apply, has_transcript
 from harness.sim.transcript import load_transcript, transcripts_dir
@@ -57,15 +57,16 @@ def test_healthy_nanopi_m6_reaches_maintenance_and_its_console_matches_its_api(m
                                                                                tmp_path: Path) -> None:
     """The whole chain in one power-on: stage order, the fingerprint on the console equals the one on
     the wire, and the facts gates read (Talos version from the image, model, console, link, storage)."""
-    with bring_up(m6, sim_bench(), tmp_path) as session:
+    with open_rig(m6, sim_bench(), tmp_path) as rig:
+        session = rig.session
         session.reach("talos-maintenance")
         assert [e.stage for e in session.timeline] == ["ddr", "spl", "u-boot", "kernel", "talos-maintenance"]
         seconds = [e.seconds for e in session.timeline]
         assert all(a < b for a, b in itertools.pairwise(seconds)), seconds
-        assert session.power_ons == 1 and session.virtual_board.power_on_count == 1
+        assert session.power_ons == 1 and rig.virtual_board.power_on_count == 1
 
         capture = _maintenance_lines_done(session)
-        board = session.virtual_board
+        board = rig.virtual_board
         fingerprint = parse_fingerprint(capture)
         assert fingerprint is not None
         probe = probe_maintenance("127.0.0.1", board.maintenance.port, expected_fingerprint=fingerprint)
@@ -193,13 +194,14 @@ def test_serial_noise_is_kept_raw_and_replaced_in_the_clean_text(m6: BoardProfil
 def test_uart_reenumerating_on_another_pty_is_followed_to_the_next_prompt(m6: BoardProfile, tmp_path: Path) -> None:
     """A board-powered USB UART comes back under another name after a power cycle; the console
     follows it and the next power-on still reaches the prompt (the interrupt key waits for the port)."""
-    with bring_up(m6, sim_bench(faults=["uart-reenumerate"]), tmp_path) as session:
+    with open_rig(m6, sim_bench(faults=["uart-reenumerate"]), tmp_path) as rig:
+        session = rig.session
         session.uboot_prompt()
-        first = session.virtual_board.pty_path
+        first = rig.virtual_board.pty_path
         session.power_off()
         uboot = session.uboot_prompt()
         assert uboot.exec("version").ok
-        second = session.virtual_board.pty_path
+        second = rig.virtual_board.pty_path
         reopened = session.console.reopen_count
         prompts = [e.power_on for e in session.timeline if e.stage == "u-boot"]
     assert first is not None and second is not None and second != first
@@ -263,10 +265,11 @@ def test_no_loader_anywhere_is_silence_and_a_maskrom_device_on_usb(m6: BoardProf
     """An RK3588 with no loader stays silent in MaskROM: the image's fault (a board failure) that says
     so, not the wiring's, and the MaskROM USB ID visible only while the board is powered."""
     emmc = make_talos_like_image(tmp_path / "emmc.img", loader=False)
-    with bring_up(m6, sim_bench(emmc_image=str(emmc)), tmp_path) as session:
+    with open_rig(m6, sim_bench(emmc_image=str(emmc)), tmp_path) as rig:
+        session = rig.session
         with pytest.raises(BoardFailure) as caught:
             session.uboot_prompt()
-        board = session.virtual_board
+        board = rig.virtual_board
         powered = [(d.vendor, d.product) for d in board.usb_devices()]
         session.power_off()
         unpowered = board.usb_devices()
@@ -312,10 +315,11 @@ def test_a_bad_sd_image_is_a_blank_card_not_a_crash(m6: BoardProfile, tmp_path: 
     """A failed download must not take the simulator down: the board logs why and, with nothing
     else to boot, behaves like a board with a blank card (silent, in MaskROM)."""
     image = make(tmp_path)
-    with bring_up(m6, sim_bench(image=str(image)), tmp_path) as session:
+    with open_rig(m6, sim_bench(image=str(image)), tmp_path) as rig:
+        session = rig.session
         with pytest.raises((BenchError, BoardFailure), match=verdict):
             session.uboot_prompt()
-        maskrom = session.virtual_board.maskrom
+        maskrom = rig.virtual_board.maskrom
     log = _board_log(tmp_path)
     assert f"{image}: {problem}" in log and "behaving like a blank card" in log
     assert maskrom
@@ -357,9 +361,10 @@ def test_fast_mode_schedule_reaches_maintenance_in_under_ten_seconds(m6: BoardPr
     time scale. The measured boot may only be slower than its schedule, never faster."""
     bench = sim_bench()
     assert bench.sim is not None
-    with bring_up(m6, bench, tmp_path) as session:
+    with open_rig(m6, bench, tmp_path) as rig:
+        session = rig.session
         session.reach("talos-maintenance")
-        features = set(session.virtual_board.features)
+        features = set(rig.virtual_board.features)
         measured = session.timeline[-1].seconds
     scheduled = _scheduled_seconds_to_maintenance("nanopi-m6", features, bench.sim.time_scale)
     print(f"nanopi-m6 to maintenance at time_scale {bench.sim.time_scale}: "
