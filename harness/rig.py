@@ -25,7 +25,7 @@ from harness.errors import BenchError, ConfigError
 from harness.image.layout import inspect_image
 from harness.image.synthetic import make_talos_like_image
 from harness.power.base import PowerContext, PowerSwitch
-from harness.power.lcus import LcusRelay
+from harness.power.lcus import LcusSection
 from harness.power.registry import build_power
 from harness.session import BringUpSession
 from harness.sim.board import VirtualBoard
@@ -121,7 +121,9 @@ def _virtual_board(profile: BoardProfile, bench: Bench, log_dir: Path, image: st
     note(f"virtual {profile.name}: console {board.pty_path}, sd={sd_image}, emmc={emmc_image}, "
          f"faults={', '.join(board.faults) or 'none'}")
     relay = stack.enter_context(LcusRelayDouble(channels=1, on_change=lambda _channel, on: board.power(on)))
-    return board, LcusRelay(relay.pty_path, 1)
+    # Switched like any bench: the registered LCUS backend, built from a bench section.
+    return board, build_power(LcusSection(kind="lcus", port=relay.pty_path, channel=1),
+                              PowerContext(bench=bench.name))
 
 
 def _qemu_board(bench: Bench, log_dir: Path, stack: contextlib.ExitStack) -> tuple[str, PowerSwitch]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
     report = read_report(report_dir / "report.html")
     assert report["environment"]["Board"].startswith("nanopi-m6")
     assert report["environment"]["Hardware"] == "virtual board"
-    assert report["environment"]["Bench"] == "sim"
+    assert report["environment"]["Bench"] == "sim" and report["environment"]["Bench file"] == "built in"
     ddr = report["tests"]["harness/gates/test_bootloader.py::test_ddr_init"][0]
     excerpts = [e["text"] for e in ddr["extras"] if e["name"] == "console"]
     boot01 = report["tests"]["harness/gates/test_bootloader.py::test_uboot_prompt_after_power_on"][0]
@@ -31,6 +32,10 @@ def test_main_job_passes_boot01_boot02_and_writes_the_report(run_gates) -> None:
     assert excerpts == [] or "power on" not in excerpts[0], "BOOT-02 shares BOOT-01's boot"
     assert "Power-ons:</b> 1" in report["html"]
     assert "Boot timeline" in report["html"]
+    steps = report["html"][report["html"].index("<b>Steps</b>"):]
+    assert "power on" in steps and "u-boot command" in steps and "expect stage" in steps, "the steps, from events"
+    events = [json.loads(line) for line in (report_dir / "events.jsonl").read_text().splitlines()]
+    assert {"power on", "expect stage", "u-boot command"} <= {e["name"] for e in events}
     log = (report_dir / "console.log").read_text()
     assert "channel[3] BW=16" in log and "[hil] power on (#1)" in log
     assert (report_dir / "console.raw").read_bytes().count(b"\r\n") > 50, "raw log keeps the bytes as sent"
@@ -62,9 +67,10 @@ def test_wrong_ddr_clock_fails_boot02_with_the_line_seen(run_gates, tmp_path: Pa
     (tmp_path / "slow-ddr.yaml").write_text(transcript.replace("ddr_mhz: 2400", "ddr_mhz: 2112"))
     bench = tmp_path / "sim-slow-ddr.yaml"
     bench.write_text("name: sim-slow-ddr\nkind: sim\nram_mb: 8192\nsim: {transcript: slow-ddr.yaml}\n")
-    result, _ = run_gates("--board", "nanopi-m6", "--bench", str(bench), "-m", "bootloader")
+    result, report_dir = run_gates("--board", "nanopi-m6", "--bench", str(bench), "-m", "bootloader")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["*DDR init reports 'LPDDR5, 2112MHz'; the profile expects LPDDR5, 2400MHz*"])
+    assert read_report(report_dir / "report.html")["environment"]["Bench file"] == str(bench.resolve())
 
 
 def test_ram_size_is_checked_against_the_bench_unit(run_gates, tmp_path: Path) -> None:

@@ -154,10 +154,10 @@ def builtin_bench(name: str) -> Bench:
     raise KeyError(name)
 
 
-def load_bench(name_or_path: str, directory: Path) -> Bench:
-    """A built-in name, a file in `benches/`, or a path to a bench file."""
+def bench_path(name_or_path: str, directory: Path) -> Path | None:
+    """The file `--bench NAME` means (None for a built-in bench): a path as given, else `benches/NAME.yaml`."""
     if name_or_path in BUILT_IN_BENCHES:
-        return builtin_bench(name_or_path)
+        return None
     candidate = Path(name_or_path)
     if candidate.suffix not in (".yaml", ".yml"):
         candidate = directory / f"{name_or_path}.yaml"
@@ -165,6 +165,14 @@ def load_bench(name_or_path: str, directory: Path) -> Bench:
         files = sorted(p.stem for p in directory.glob("*.yaml")) if directory.is_dir() else []
         known = ", ".join([*BUILT_IN_BENCHES, *files])
         raise ConfigError(f"unknown bench '{name_or_path}': no file {candidate}. Known benches: {known}")
+    return candidate.resolve()
+
+
+def load_bench(name_or_path: str, directory: Path) -> Bench:
+    """A built-in name, a file in `benches/`, or a path to a bench file."""
+    candidate = bench_path(name_or_path, directory)
+    if candidate is None:
+        return builtin_bench(name_or_path)
     bench = load_model(candidate, Bench, what="bench file")
     if bench.sim is not None:
         # Paths in a bench file are relative to the file, so a bench and its files travel together.

@@ -12,6 +12,8 @@ and the test function in harness/gates/.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,16 +102,35 @@ REQUIREMENTS: tuple[Requirement, ...] = (
 BY_ID: dict[str, Requirement] = {r.id: r for r in REQUIREMENTS}
 
 Test = TypeVar("Test", bound=Callable[..., object])
+# requirement id -> the test functions that prove it ("module.function"), filled in as gate modules load.
+IMPLEMENTED: dict[str, list[str]] = {}
 
 
 def gate(requirement: str) -> Callable[[Test], Test]:
-    """Declare a test function the gate of `requirement`: its id and phase marker, written once."""
+    """Declare a test function the gate of `requirement`: its id and phase marker, written once, and
+    the gate registered as implemented."""
+    if requirement not in BY_ID:
+        raise KeyError(f"@gate({requirement!r}): no such requirement in harness/gates/registry.py "
+                       f"(known: {', '.join(BY_ID)})")
     phase = BY_ID[requirement].phase
 
     def mark(test: Test) -> Test:
+        name = f"{test.__module__}.{test.__qualname__}"
+        if name not in IMPLEMENTED.setdefault(requirement, []):
+            IMPLEMENTED[requirement].append(name)
         return getattr(pytest.mark, phase)(pytest.mark.requirement(requirement)(test))
 
     return mark
+
+
+def shipped_gates() -> dict[str, list[str]]:
+    """Every requirement the shipped gate modules prove, and by which test functions."""
+    import harness.gates
+
+    for module in pkgutil.iter_modules(harness.gates.__path__, "harness.gates."):
+        if module.name.rsplit(".", 1)[-1].startswith("test_"):
+            importlib.import_module(module.name)
+    return {r.id: IMPLEMENTED[r.id] for r in REQUIREMENTS if r.id in IMPLEMENTED}
 
 
 def judge_all(text: str, profile: BoardProfile, ram_mb: int | None = None) -> dict[str, str]:

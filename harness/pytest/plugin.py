@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import harness.gates
-from harness.config.bench import Bench, load_bench
+from harness.config.bench import Bench, bench_path, load_bench
 from harness.config.profile import load_profile, profile_path, shipped_boards_dir
 from harness.console.secrets import secrets_of
 from harness.errors import ConfigError
@@ -59,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if state.board_name is not None:
             state.profile_file = profile_path(state.board_name, state.board_dirs)
             state.profile = load_profile(str(state.profile_file), state.board_dirs)
+            state.bench_file = bench_path(state.bench_name, state.root / "benches")
             state.bench = _with_faults(load_bench(state.bench_name, state.root / "benches"),
                                        config.getoption("sim_fault"))
             if state.image is not None:

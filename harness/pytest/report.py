@@ -9,12 +9,14 @@ Ctrl-C too, and the console log is flushed per chunk, so an interrupted run keep
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.pytest import verdicts
 from harness.rig import describe_bench
+from harness.steps import StepEvent
 
 if TYPE_CHECKING:
     from harness.pytest.state import HarnessState
@@ -74,6 +76,7 @@ class _HtmlHooks:
             "Board": f"{state.profile.name} ({state.profile.description})",
             "Board profile file": str(state.profile_file),
             "Bench": state.bench.name,
+            "Bench file": str(state.bench_file) if state.bench_file else "built in",
             "Hardware": describe_bench(state.bench),
             "Image": state.image or "as on the board's storage",
             **({"Faults injected": ", ".join(state.bench.sim.faults)} if state.bench.sim and state.bench.sim.faults
@@ -105,6 +108,7 @@ class _HtmlHooks:
                       '<b>Console log:</b> <a href="console.log">console.log</a> '
                       '(raw bytes: <a href="console.raw">console.raw</a>)</p>')
         prefix.append(timeline_html(session))
+        prefix.append(steps_html(session.console.log.steps.events))
 
 
 def timeline_html(session: BringUpSession) -> str:
@@ -116,6 +120,22 @@ def timeline_html(session: BringUpSession) -> str:
         f"<td><code>{html.escape(e.line)}</code></td></tr>" for e in session.timeline)
     return ("<h3>Boot timeline</h3><table class='timeline' style='border-spacing:8px 2px'><tr><th>power-on</th>"
             f"<th>stage</th><th>seconds after power-on</th><th>marker</th></tr>{rows}</table>")
+
+
+def steps_html(events: Sequence[StepEvent]) -> str:
+    """Every step of the run (power, stage and evidence waits, commands), from the step recorder that
+    also writes events.jsonl: nested steps indented, each with its start, duration and outcome."""
+    if not events:
+        return ""
+    rows = "".join(
+        f"<tr><td>{e.start_s:.3f}</td><td style='padding-left:{e.depth}em'>{html.escape(e.name)}</td>"
+        f"<td><code>{html.escape(' '.join(f'{k}={v!r}' for k, v in e.args.items() if v is not None))}</code></td>"
+        f"<td>{e.duration_s:.3f}</td><td style='color:{VERDICT_COLOURS.get(e.outcome, '#777')}'>{e.outcome}</td>"
+        f"<td>{html.escape(e.detail or e.error or '')}</td></tr>"
+        for e in sorted(events, key=lambda e: (e.start_s, e.depth)))
+    return (f"<details class='steps'><summary><b>Steps</b> ({len(events)}, also in events.jsonl)</summary>"
+            "<table style='border-spacing:8px 2px'><tr><th>start (s)</th><th>step</th><th>arguments</th>"
+            f"<th>seconds</th><th>outcome</th><th>detail</th></tr>{rows}</table></details>")
 
 
 def matrix_html(gate_verdicts: dict[str, verdicts.GateVerdict]) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 from harness.errors import BenchError, Blocked, BoardFailure, ConfigError
-from harness.gates.registry import REQUIREMENTS
+from harness.gates.registry import REQUIREMENTS, shipped_gates
 
 PASS, FAIL, ERROR, USAGE_ERROR = "pass", "fail", "error", "usage error"
 NOT_APPLICABLE, BLOCKED, INTERRUPTED, NOT_RUN = "not applicable", "blocked", "interrupted", "not run"
@@ -81,11 +81,13 @@ def matrix(verdicts: dict[str, GateVerdict]) -> list[tuple[str, str, str, str, s
         for requirement in v.requirements:
             by_id.setdefault(requirement, []).append(v)
     rows = []
+    shipped = shipped_gates()
     for r in REQUIREMENTS:
         gates = by_id.get(r.id, [])
         worst = min(gates, key=lambda g: _PRIORITY[g.verdict], default=None)
         if worst is None:
-            rows.append((r.id, r.phase, r.criterion, NOT_RUN, "no gate ran in this session"))
+            why = "no gate ran in this session" if r.id in shipped else "no gate for it in this version yet"
+            rows.append((r.id, r.phase, r.criterion, NOT_RUN, why))
         else:
             rows.append((r.id, r.phase, r.criterion, worst.verdict, worst.reason))
     return rows
