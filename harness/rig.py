@@ -170,4 +170,4 @@ def _hardware_power(bench: Bench) -> PowerSwitch:
     """The bench's switch, made by the factory its kind registered (harness.power.registry)."""
     if bench.power is None:
         raise ConfigError(power_driver_problem(bench) or f"bench '{bench.name}' has no power section")
-    return build_power(bench.power, PowerContext(bench=bench.name))
+    return build_power(bench.power, PowerContext(bench=bench.name, secret=bench.secret))

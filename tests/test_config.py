@@ -166,7 +166,7 @@ def test_an_empty_bench_file_says_it_is_empty_and_what_belongs_in_it(tmp_path: P
 
 @pytest.mark.parametrize(("text", "line", "message"), [
     ("sdmux: {kind: usbsdmux, control: /dev/sg0}\n", 4, "key 'sdmux': unknown key"),
-    ("power: {kind: tasmota, port: plug.lab}\n", 4, "key 'power.kind': power kind 'tasmota' has no driver"),
+    ("power: {kind: carrier-pigeon, port: loft}\n", 4, "key 'power.kind': power kind 'carrier-pigeon' has no driver"),
 ])
 def test_bench_keys_without_a_driver_are_not_in_the_schema(tmp_path: Path, text: str, line: int,
                                                            message: str) -> None:

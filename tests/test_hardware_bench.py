@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import pyudev
+from bench_doubles import hardware_bench, run_bootloader_gates, virtual_board
 from sim_support import fast_profile
 
 from harness.config.bench import load_bench
@@ -89,3 +90,12 @@ def test_hardware_bench_with_an_lcus_relay_drives_the_board(tmp_path: Path) -> N
     finally:
         relay.close()
         board.close()
+
+
+def test_the_bootloader_gates_pass_through_an_lcus_relay(tmp_path: Path) -> None:
+    with virtual_board(tmp_path) as board, \
+            LcusRelayDouble(channels=4, on_change=lambda channel, on: channel == 3 and board.power(on)) as relay:
+        bench = hardware_bench(tmp_path, board, f"{{kind: lcus, port: {relay.pty_path}, channel: 3, off_time_s: 0.1}}")
+        done = run_bootloader_gates(bench, tmp_path / "report")
+        assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout[-3000:]
+        assert relay.states[3] is False, "left off"

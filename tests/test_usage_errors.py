@@ -63,7 +63,7 @@ def test_bench_wired_for_another_board_is_a_usage_error(run_gates, tmp_path: Pat
 
 @pytest.mark.parametrize(("power", "message"), [
     ("", "has no power section"),
-    ("power: {kind: numato, port: /dev/ttyACM0, channel: 1}\n", "power kind 'numato' has no driver"),
+    ("power: {kind: carrier-pigeon, port: loft}\n", "power kind 'carrier-pigeon' has no driver"),
 ])
 def test_hardware_bench_without_a_usable_power_switch_is_a_usage_error(run_gates, tmp_path: Path, power: str,
                                                                        message: str) -> None:

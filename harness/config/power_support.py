@@ -204,7 +204,11 @@ def power_driver_problem(bench: Bench) -> str | None:
     """
     if bench.kind != "hardware" or bench.power is not None:
         return None
-    examples = [f"power: {k.section.example or '{kind: ' + name + ', ...}'}"
-                for name, k in registered_power_kinds().items() if "hardware" in k.section.bench_kinds]
-    return (f"bench '{bench.name}' has no power section: the harness cannot switch the board; "
-            f"add {' or '.join(examples) or 'a power section (no power kind is registered for hardware benches)'}")
+    kinds = {name: k for name, k in registered_power_kinds().items() if "hardware" in k.section.bench_kinds}
+    if not kinds:
+        return (f"bench '{bench.name}' has no power section, and no power kind is registered for hardware "
+                "benches: install a power backend")
+    first = next((k for k in kinds.values() if k.section.example), next(iter(kinds.values())))
+    example = first.section.example or f"{{kind: {first.kind}, ...}}"
+    return (f"bench '{bench.name}' has no power section: the harness cannot switch the board; add one, e.g. "
+            f"power: {example} (kinds: {', '.join(kinds)})")

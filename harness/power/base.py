@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from harness.config.power_support import PowerSection, kind_of
+from harness.errors import ConfigError
 
 __all__ = ["PowerBackend", "PowerContext", "PowerSection", "PowerSwitch", "QemuControl", "QmpClient"]
 
@@ -50,6 +51,10 @@ class QemuControl(Protocol):
     def qmp_path(self) -> Path: ...
 
 
+def _no_secrets(name: str) -> str:
+    raise ConfigError(f"no secret '{name}' here: this switch was built without the bench's secrets")
+
+
 @dataclass(frozen=True)
 class PowerContext:
     """What only the rig knows when it builds a switch: which bench, and the QEMU machine if there is one.
@@ -59,6 +64,9 @@ class PowerContext:
 
     bench: str
     qemu: QemuControl | None = None
+    # The bench's secret by name (its `secrets:` maps names to environment variables): credentials of
+    # a plug or a PDU come from here, never from the bench file. Raises ConfigError when unset.
+    secret: Callable[[str], str] = _no_secrets
 
 
 Section = TypeVar("Section", bound=PowerSection)
@@ -78,3 +86,26 @@ class PowerBackend(Generic[Section]):
     @property
     def kind(self) -> str:
         return kind_of(self.section)
+
+
+class Inverted:
+    """A switch wired active-low or through a normally-closed contact: `on` drives the output off.
+
+    Backends whose section has `invert: true` wrap their driver in this instead of each inverting
+    on its own; the read-back is inverted the same way, so `get()` still means "the board has power".
+    """
+
+    def __init__(self, switch: PowerSwitch) -> None:
+        self.switch = switch
+        self.description = f"{switch.description} (inverted)"
+
+    def set(self, on: bool) -> None:
+        self.switch.set(not on)
+
+    def get(self) -> bool | None:
+        state = self.switch.get()
+        return None if state is None else not state
+
+
+def maybe_inverted(switch: PowerSwitch, invert: bool) -> PowerSwitch:
+    return Inverted(switch) if invert else switch
