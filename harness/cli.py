@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.cli_power import add_power_command
 from harness.config.bench import Bench
 from harness.config.power_support import power_driver_problem
 from harness.config.profile import BoardProfile, board_dirs, known_boards, load_profile, profile_path
@@ -315,6 +316,7 @@ def _parser() -> argparse.ArgumentParser:
     boards = commands.add_parser("boards", help="list the board profiles and where each comes from")
     boards.add_argument("--boards-dir", help="your own board profiles, looked up first")
     boards.set_defaults(handler=_boards)
+    add_power_command(commands)
     check = commands.add_parser("check", help="validate board profiles or bench files (told apart by their keys)")
     check.add_argument("files", nargs="+")
     check.add_argument("--bench", action="store_true", help="check the files as bench files, whatever their keys")

@@ -50,19 +50,21 @@ class Rig:
 
 
 @contextlib.contextmanager
-def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *,
-             image: str | None = None) -> Iterator[BringUpSession]:
+def bring_up(profile: BoardProfile, bench: Bench, log_dir: Path, *, image: str | None = None,
+             keep_on: Callable[[], bool] = lambda: False) -> Iterator[BringUpSession]:
     """The session of `open_rig`: what gates and fixtures use."""
-    with open_rig(profile, bench, log_dir, image=image) as rig:
+    with open_rig(profile, bench, log_dir, image=image, keep_on=keep_on) as rig:
         yield rig.session
 
 
 @contextlib.contextmanager
-def open_rig(profile: BoardProfile, bench: Bench, log_dir: Path, *, image: str | None = None) -> Iterator[Rig]:
+def open_rig(profile: BoardProfile, bench: Bench, log_dir: Path, *, image: str | None = None,
+             keep_on: Callable[[], bool] = lambda: False) -> Iterator[Rig]:
     """Switch the board off first, open the console before anything is powered, and leave it off afterwards.
 
     The first action is the power-off: a run killed with SIGKILL could not switch its relay off,
-    so the board may still be on from the last run.
+    so the board may still be on from the last run. `keep_on`, asked at the end, leaves a failed
+    board powered for a person to look at (`--keep-on-failure`).
     """
     log_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
@@ -90,9 +92,11 @@ def open_rig(profile: BoardProfile, bench: Bench, log_dir: Path, *, image: str |
         console.open()
         stack.callback(console.close)
         console.log.event(f"power off before the run ({power.description}): a killed run may have left it on")
-        session = BringUpSession(profile, bench, console, power, off_time_s=off_time,
+        maskrom = (build_power(bench.maskrom, PowerContext(bench=bench.name, secret=bench.secret))
+                   if bench.maskrom is not None and bench.kind == "hardware" else None)
+        session = BringUpSession(profile, bench, console, power, off_time_s=off_time, maskrom=maskrom,
                                  media_finding=lambda: _missing_loader(profile, media))
-        stack.callback(_leave_off, session)
+        stack.callback(_leave_off, session, keep_on)
         yield Rig(session, board)
 
 
@@ -159,7 +163,10 @@ def _serial_identity(bench: Bench) -> str:
     return f"url {bench.serial.url}" if bench.serial.url else f"udev {bench.serial.udev}"
 
 
-def _leave_off(session: BringUpSession) -> None:
+def _leave_off(session: BringUpSession, keep_on: Callable[[], bool]) -> None:
+    if keep_on():
+        session.console.log.event("the board is left on for a person to look at (--keep-on-failure)")
+        return
     try:
         session.power_off()
     except BenchError as exc:

@@ -20,22 +20,27 @@ from harness.bringup.stages import StageStrategy, TimelineEntry
 from harness.config.bench import Bench
 from harness.config.profile import BoardProfile, stage_index
 from harness.console.console import Console
-from harness.errors import BadPatternSeen, BenchError, BoardFailure, ConsoleTimeout
+from harness.errors import BadPatternSeen, BenchError, BoardFailure, ConfigError, ConsoleTimeout
 from harness.power.base import PowerSwitch
+from harness.power.control import PowerControl
 from harness.shell import LinuxShell
 from harness.uboot import UBoot
 
 __all__ = ["BringUpSession", "TimelineEntry"]
+MASKROM_HOLD_S = 1.0  # the key is held this long after power is applied (the boot ROM samples it early)
 
 
 class BringUpSession:
     def __init__(self, profile: BoardProfile, bench: Bench, console: Console, power: PowerSwitch, *,
-                 off_time_s: float = 2.0, media_finding: Callable[[], str | None] = lambda: None) -> None:
+                 off_time_s: float = 2.0, media_finding: Callable[[], str | None] = lambda: None,
+                 maskrom: PowerSwitch | None = None) -> None:
         self.profile = profile
         self.bench = bench
         self.console = console
         self.power = power
         self.off_time_s = off_time_s
+        self._control = PowerControl(power, off_time_s=off_time_s)
+        self.maskrom = PowerControl(maskrom) if maskrom is not None else None  # the MaskROM key, if wired
         self.power_ons = 0
         self.capture = BootCapture(console, profile)
         self.stages = StageStrategy(profile, console, self.capture, timeout=self.timeout,
@@ -72,7 +77,7 @@ class BringUpSession:
     # -- power --------------------------------------------------------------------------------
     def power_off(self, why: str = "") -> None:
         with self._steps.step("power off", why=why or None):
-            self.power.set(False)
+            self._control.off()
             self.console.log.event("power off" + (f" ({why})" if why else ""))
         self.stages.powered_off()
 
@@ -86,7 +91,23 @@ class BringUpSession:
         self.console.log.event(f"power on (#{self.power_ons})")
         with self._steps.step("power on", number=self.power_ons):
             self.stages.powered_on(self.power_ons, time.monotonic())
-            self.power.set(True)
+            self._control.on()
+
+    def power_on_into_maskrom(self, hold_s: float = MASKROM_HOLD_S) -> None:
+        """Hold the MaskROM key while power is applied, then let go: the boot ROM skips every medium and
+        waits on USB (the flashing issue's recovery path). The key is released whatever happens."""
+        if self.maskrom is None:
+            raise ConfigError(f"bench '{self.bench.name}' has no maskrom: section: wire a relay or GPIO across the "
+                              "board's MASK key and name it there, e.g. maskrom: {kind: lcus, port: ..., channel: 2}")
+        with self._steps.step("power on into MaskROM", hold_s=hold_s):
+            self.maskrom.on()
+            try:
+                self.console.log.event("MaskROM key pressed")
+                self.power_on()
+                time.sleep(hold_s)
+            finally:
+                self.maskrom.off()
+                self.console.log.event("MaskROM key released")
 
     def boot_capture(self) -> str:
         """Cleaned console text since the last power-on: the evidence of the current boot."""

@@ -32,7 +32,8 @@ class PowerSwitch(Protocol):
         """Switch the board's supply; must not return before the switch has happened."""
 
     def get(self) -> bool | None:
-        """The supply's state if the switch can tell, else None."""
+        """The supply's state if the switch can tell, else None. A switch whose `get` only remembers
+        what it was told sets a class attribute `reads_back = False` (harness.power.control)."""
 
 
 class QmpClient(Protocol):
@@ -98,6 +99,7 @@ class Inverted:
     def __init__(self, switch: PowerSwitch) -> None:
         self.switch = switch
         self.description = f"{switch.description} (inverted)"
+        self.reads_back = bool(getattr(switch, "reads_back", True))
 
     def set(self, on: bool) -> None:
         self.switch.set(not on)

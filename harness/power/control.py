@@ -45,15 +45,21 @@ class PowerControl:
         time.sleep(self.off_time_s)
         self._set(True)
 
+    @property
+    def reads_back(self) -> bool:
+        """False for a switch whose `get` only remembers what it was told (an LCUS module cannot answer)."""
+        return bool(getattr(self.switch, "reads_back", True))
+
     def status(self) -> PowerStatus:
         state = self.switch.get()
-        if state is None:
-            return PowerStatus("unknown", f"{self.switch.description} cannot report its state")
+        if state is None or not self.reads_back:
+            last = "" if state is None else f"; last switched {'on' if state else 'off'} from here"
+            return PowerStatus("unknown", f"{self.switch.description} cannot report its state{last}")
         return PowerStatus("on" if state else "off")
 
     def _set(self, on: bool) -> None:
         self.switch.set(on)
-        read_back = self.switch.get()
+        read_back = self.switch.get() if self.reads_back else None
         if read_back is not None and read_back != on:
             raise BenchError(f"{self.switch.description} was switched {'on' if on else 'off'} but reads back "
                              f"{'on' if read_back else 'off'}: check the relay and its channel")

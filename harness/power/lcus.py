@@ -73,6 +73,8 @@ class LcusRelay:
     the modules drop frames that come faster.
     """
 
+    reads_back = False  # the module never answers: get() is what was commanded, not what the relay did
+
     def __init__(self, url: str, channel: int = 1, *, invert: bool = False, frame_gap_s: float = 0.05) -> None:
         if isinstance(channel, bool) or not isinstance(channel, int) or channel not in CHANNELS:
             raise ConfigError(

@@ -37,7 +37,7 @@ def bench(pytestconfig: pytest.Config, board_profile: BoardProfile) -> Bench:
 def bring_up_session(pytestconfig: pytest.Config, board_profile: BoardProfile,
                      bench: Bench) -> Iterator[BringUpSession]:
     state = state_of(pytestconfig)
-    with bring_up(board_profile, bench, state.log_dir, image=state.image) as session:
+    with bring_up(board_profile, bench, state.log_dir, image=state.image, keep_on=state.keep_board_on) as session:
         state.session = session
         yield session
 

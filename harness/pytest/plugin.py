@@ -44,6 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write report.html (self-contained) and the console logs to DIR")
     group.addoption("--boards-dir", default=None, metavar="DIR",
                     help="your own board profiles, looked up before boards/ in the rootdir and the shipped ones")
+    group.addoption("--keep-on-failure", action="store_true",
+                    help="leave the board powered after a run with a failed or errored gate, for a person to look at")
     group.addoption("--shipped-gates", action="store_true",
                     help="run the shipped gates beside the test paths given (without paths they run anyway)")
 
@@ -153,6 +155,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if state.run_dir is not None and state.run_dir.moved_aside:
         terminalreporter.write_line(f"the previous run's record in {state.log_dir} was moved to "
                                     f"{state.log_dir / run_dir.PREVIOUS}")
+    if state.left_on:
+        terminalreporter.write_line("the board is left on for a person to look at (--keep-on-failure): "
+                                    "switch it off with `hil power off --bench ...`", yellow=True)
     if state.session is not None:
         terminalreporter.write_line(f"board: {state.session.describe()}; console log: "
                                     f"{state.session.console.log.log_path}")

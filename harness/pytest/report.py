@@ -104,6 +104,8 @@ class _HtmlHooks:
         session = self.state.session
         if session is None:
             return
+        if self.state.left_on:
+            prefix.append("<p><b>The board was left on</b> after this run's failure (--keep-on-failure).</p>")
         prefix.append(f"<p><b>Power-ons:</b> {session.power_ons} &middot; "
                       '<b>Console log:</b> <a href="console.log">console.log</a> '
                       '(raw bytes: <a href="console.raw">console.raw</a>)</p>')

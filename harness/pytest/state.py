@@ -34,6 +34,15 @@ class HarnessState:
         self.verdicts: dict[str, verdicts.GateVerdict] = {}
         self.run_dir: run_dir.RunDirectory | None = None
         self.signals = SignalGuard()
+        self.keep_on_failure: bool = config.getoption("keep_on_failure")
+        self.left_on = False
+
+    def keep_board_on(self) -> bool:
+        """Asked when the session ends: leave the board powered only for a failure a person should look
+        at (`--keep-on-failure`), never after a signal (a CI cancel must still switch it off)."""
+        self.left_on = self.keep_on_failure and self.signals.first is None and any(
+            v.verdict in (verdicts.FAIL, verdicts.ERROR, verdicts.BLOCKED) for v in self.verdicts.values())
+        return self.left_on
 
     @property
     def log_dir(self) -> Path:
