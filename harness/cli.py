@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.cli_console import add_console_command
+from harness.cli_doctor import add_doctor_command
 from harness.cli_power import add_power_command
 from harness.config.bench import Bench
 from harness.config.power_support import power_driver_problem
@@ -317,6 +319,8 @@ def _parser() -> argparse.ArgumentParser:
     boards.add_argument("--boards-dir", help="your own board profiles, looked up first")
     boards.set_defaults(handler=_boards)
     add_power_command(commands)
+    add_doctor_command(commands)
+    add_console_command(commands)
     check = commands.add_parser("check", help="validate board profiles or bench files (told apart by their keys)")
     check.add_argument("files", nargs="+")
     check.add_argument("--bench", action="store_true", help="check the files as bench files, whatever their keys")

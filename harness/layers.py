@@ -7,7 +7,8 @@ runs up this order. Top to bottom:
 from __future__ import annotations
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("pytest plugin and CLI", ("harness.pytest", "harness.cli", "harness.cli_power", "harness.analysis")),
+    ("pytest plugin and CLI", ("harness.pytest", "harness.cli", "harness.cli_power", "harness.cli_doctor",
+                               "harness.cli_console", "harness.analysis")),
     ("gates", ("harness.gates",)),
     ("bring-up", ("harness.rig", "harness.session", "harness.bringup")),
     ("drivers", ("harness.console", "harness.power", "harness.uboot", "harness.shell", "harness.runner",

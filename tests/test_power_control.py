@@ -43,7 +43,7 @@ def test_status_reads_back_or_says_why_it_cannot() -> None:
     assert str(control.status()) == "on"
     control.off()
     assert str(control.status()) == "off"
-    assert str(PowerControl(Relay(readable=False)).status()) == "unknown (test relay channel 2 cannot report its state)"
+    assert str(PowerControl(Relay(readable=False)).status()) == "unknown (this switch cannot report its state)"
 
 
 def test_a_read_back_that_disagrees_is_a_bench_error_naming_the_switch() -> None:
@@ -65,5 +65,5 @@ def test_a_switch_that_only_remembers_what_it_was_told_is_reported_unknown() -> 
     relay.reads_back = False  # type: ignore[attr-defined]
     control = PowerControl(relay)
     control.on()  # no read-back check: there is nothing to compare with
-    assert str(control.status()) == ("unknown (test relay channel 2 cannot report its state; "
+    assert str(control.status()) == ("unknown (this switch cannot report its state; "
                                      "last switched off from here)")
