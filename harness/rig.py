@@ -84,6 +84,8 @@ def open_rig(profile: BoardProfile, bench: Bench, log_dir: Path, *, image: str |
             url = bench.serial.url if bench.serial.url is not None else serial_locator(bench.serial.udev or {})
             power = _hardware_power(bench)
             off_time = bench.power.off_time_s if bench.power else 2.0
+        if callable(close := getattr(power, "close", None)):
+            stack.callback(close)  # a GPIO line is released, a connection closed, after the board is off
         power.set(False)
         console = Console(url, profile.console.firmware.baud, log_dir,
                           char_delay_s=profile.console.char_delay_ms / 1000,

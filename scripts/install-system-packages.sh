@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the QEMU board and the image tests need, installed only when missing.
+# Debian packages the QEMU board and the image tests need, installed only when missing; libsystemd-dev
+# and pkg-config build systemd-python, which the real PDUDaemon the power tests start depends on.
 # --no-install-recommends keeps it to about 18 MB of downloads instead of ~160 MB.
 set -euo pipefail
-packages=(qemu-system-arm u-boot-qemu mtools dosfstools kmod fdisk apt dpkg debian-archive-keyring)
+packages=(qemu-system-arm u-boot-qemu mtools dosfstools kmod fdisk apt dpkg debian-archive-keyring
+          libsystemd-dev pkg-config)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

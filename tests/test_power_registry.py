@@ -267,7 +267,7 @@ def test_a_backend_installed_by_another_package_is_in_the_schema_and_built_by_th
 
 def test_a_bench_without_power_is_offered_an_example_and_every_hardware_kind(fake_plug: Path) -> None:
     problem = power_driver_problem(Bench(name="desk", serial={"url": "/dev/ttyUSB0"}))
-    assert problem is not None and "add one, e.g. power: {kind: fake-plug, host: ...} (kinds: " in problem
+    assert problem is not None and "add one, e.g. power: {kind: lcus, port: ..., channel: N} (kinds: " in problem
     kinds = problem.rsplit("(kinds: ", 1)[1].rstrip(")").split(", ")
     assert "fake-plug" in kinds and "lcus" in kinds and "qmp" not in kinds, "qmp serves only the QEMU bench"
 

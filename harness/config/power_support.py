@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from harness.config.bench import Bench
 
 ENTRY_POINT_GROUP = "talos_harness.power"
+SUGGESTED_KIND = "lcus"  # the example offered to a bench with no power section: the cheapest common relay
 Role = Literal["power", "maskrom"]
 
 
@@ -208,7 +209,8 @@ def power_driver_problem(bench: Bench) -> str | None:
     if not kinds:
         return (f"bench '{bench.name}' has no power section, and no power kind is registered for hardware "
                 "benches: install a power backend")
-    first = next((k for k in kinds.values() if k.section.example), next(iter(kinds.values())))
+    first = kinds.get(SUGGESTED_KIND) or next((k for k in kinds.values() if k.section.example),
+                                              next(iter(kinds.values())))
     example = first.section.example or f"{{kind: {first.kind}, ...}}"
     return (f"bench '{bench.name}' has no power section: the harness cannot switch the board; add one, e.g. "
             f"power: {example} (kinds: {', '.join(kinds)})")

@@ -100,6 +100,7 @@ class Inverted:
         self.switch = switch
         self.description = f"{switch.description} (inverted)"
         self.reads_back = bool(getattr(switch, "reads_back", True))
+        self.unknown_reason: str | None = getattr(switch, "unknown_reason", None)
 
     def set(self, on: bool) -> None:
         self.switch.set(not on)

@@ -54,7 +54,8 @@ class PowerControl:
         state = self.switch.get()
         if state is None or not self.reads_back:
             last = "" if state is None else f"; last switched {'on' if state else 'off'} from here"
-            return PowerStatus("unknown", f"this switch cannot report its state{last}")
+            why = getattr(self.switch, "unknown_reason", None) or "this switch cannot report its state"
+            return PowerStatus("unknown", f"{why}{last}")
         return PowerStatus("on" if state else "off")
 
     def _set(self, on: bool) -> None:
