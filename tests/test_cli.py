@@ -235,7 +235,7 @@ def test_hil_check_reports_every_file_not_just_the_first_bad_one(tmp_path: Path)
          "add one, e.g. power: {kind: "),
     ("power: {kind: carrier-pigeon, port: loft}\n",
      ":4: key 'power.kind': power kind 'carrier-pigeon' has no driver in this version; registered kinds: "),
-    ("power: {kind: lcus}\n", ":4: key 'power.port': required key is missing"),
+    ("power: {kind: lcus}\n", ":4: key 'power': give exactly one of 'port' (a device path) or 'udev'"),
     ("power: {kind: lcus, port: /dev/ttyUSB1, channel: 0}\n",
      ":4: key 'power.channel': channel 0 does not exist on an LCUS module"),
 ])

@@ -232,3 +232,34 @@ def test_the_lcus_bench_section_builds_the_relay_it_describes() -> None:
 def test_the_lcus_bench_section_refuses_what_the_module_cannot_do(fields: dict[str, object], message: str) -> None:
     with pytest.raises(pydantic.ValidationError, match=message):
         lcus.LcusSection.model_validate({"kind": "lcus", "port": "/dev/ttyUSB2", **fields})
+
+
+def test_an_lcus_module_named_by_udev_identity_is_found_again_for_every_frame(tmp_path, monkeypatch) -> None:
+    """CH340 modules have no serial number: the bench names the USB port, and a replugged module's new node
+    is looked up at the next frame."""
+    from harness.config.bench import load_bench
+    from harness.power import lcus
+    from harness.power.base import PowerContext
+    from harness.power.registry import build_power
+
+    with LcusRelayDouble(channels=2) as first, LcusRelayDouble(channels=2) as second:
+        nodes = iter([first.pty_path, second.pty_path])
+        asked: list[dict[str, str]] = []
+
+        def resolve(subsystem: str, *, udev: dict[str, str], where: str, **_: object) -> str:
+            asked.append(udev)
+            assert subsystem == "tty" and where == "the bench's power.udev"
+            return next(nodes)
+
+        monkeypatch.setattr(lcus, "resolve_device_node", resolve)
+        bench_file = tmp_path / "desk.yaml"
+        bench_file.write_text("name: desk\nserial: {url: /dev/null}\n"
+                              "power: {kind: lcus, udev: {ID_PATH: pci-0000:00:14.0-usb-0:3:1.0}, channel: 2}\n")
+        bench = load_bench(str(bench_file), tmp_path)
+        switch = build_power(bench.power, PowerContext(bench="desk"))
+        assert asked == [], "building touches nothing"
+        switch.set(True)
+        switch.set(False)
+        assert first.states[2] is True and second.states[2] is False
+        assert asked == [{"ID_PATH": "pci-0000:00:14.0-usb-0:3:1.0"}] * 2
+        assert switch.description == "LCUS relay udev {'ID_PATH': 'pci-0000:00:14.0-usb-0:3:1.0'} channel 2"

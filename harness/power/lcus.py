@@ -21,15 +21,17 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import serial
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.console.port import is_device_path, open_port
 from harness.errors import BenchError, ConfigError
 from harness.power.base import PowerBackend, PowerContext, PowerSection
+from harness.transports.udev import resolve_device_node
 
 BAUD = 9600
 FRAME_START = 0xA0
@@ -75,7 +77,10 @@ class LcusRelay:
 
     reads_back = False  # the module never answers: get() is what was commanded, not what the relay did
 
-    def __init__(self, url: str, channel: int = 1, *, invert: bool = False, frame_gap_s: float = 0.05) -> None:
+    def __init__(self, url: str, channel: int = 1, *, invert: bool = False, frame_gap_s: float = 0.05,
+                 locate: Callable[[], str] | None = None) -> None:
+        """`url` names the module in messages and paces its frames; `locate`, when given, finds its node
+        again for every frame (a udev identity: the node of a replugged module changes)."""
         if isinstance(channel, bool) or not isinstance(channel, int) or channel not in CHANNELS:
             raise ConfigError(
                 f"LCUS relay {url}: power.channel must be 1..8 (the module's relays are numbered from 1, "
@@ -88,6 +93,7 @@ class LcusRelay:
         self.frame_gap_s = frame_gap_s
         self.description = f"LCUS relay {url} channel {channel}" + (" (inverted)" if invert else "")
         self._line = _line_for(url)
+        self._locate = locate or (lambda: url)
         self._commanded: bool | None = None
 
     def set(self, on: bool) -> None:
@@ -116,7 +122,7 @@ class LcusRelay:
         deadline = time.monotonic() + BUSY_RETRY_S
         while True:
             try:
-                return open_port(self.url, BAUD, where=WHERE)
+                return open_port(self._locate(), BAUD, where=WHERE)
             except BenchError as exc:
                 busy = getattr(exc.__cause__, "errno", None) in (errno.EAGAIN, errno.EBUSY)
                 if not busy or time.monotonic() >= deadline:
@@ -151,12 +157,20 @@ class LcusSection(PowerSection):
     """
 
     kind: Literal["lcus"]
-    port: str = Field(min_length=1, description="the module's serial device, e.g. /dev/serial/by-path/...; "
-                                                "CH340 modules have no serial number, so name it by USB path")
+    port: str | None = Field(default=None, min_length=1,
+                             description="the module's serial device, e.g. /dev/serial/by-path/...")
+    udev: dict[str, str] | None = Field(default=None, description="or its udev identity; CH340 modules have no "
+                                                                  "serial number, so name it by ID_PATH")
     channel: int = Field(default=1, strict=True, description="relay number as printed on the module, from 1")
     invert: bool = False
 
     example: ClassVar[str | None] = "{kind: lcus, port: ..., channel: N}"
+
+    @model_validator(mode="after")
+    def _one_way_to_find_it(self) -> LcusSection:
+        if (self.port is None) == (self.udev is None):
+            raise ValueError("give exactly one of 'port' (a device path) or 'udev' (e.g. {ID_PATH: ...})")
+        return self
 
     @field_validator("channel")
     @classmethod
@@ -169,8 +183,14 @@ class LcusSection(PowerSection):
 
 
 def build(section: LcusSection, context: PowerContext) -> LcusRelay:
-    """One channel of the module; the port is opened per frame, so nothing is touched here."""
-    return LcusRelay(section.port, section.channel, invert=section.invert)
+    """One channel of the module; the port is opened (and a udev identity resolved) per frame, so
+    nothing is touched here."""
+    if section.udev is None:
+        assert section.port is not None  # the section's validator asks for one of the two
+        return LcusRelay(section.port, section.channel, invert=section.invert)
+    identity = section.udev
+    return LcusRelay(f"udev {identity}", section.channel, invert=section.invert,
+                     locate=lambda: resolve_device_node("tty", udev=identity, where="the bench's power.udev"))
 
 
 BACKEND = PowerBackend(section=LcusSection, build=build)
