@@ -3,6 +3,7 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+SERVERS := $(VENV)/.test-servers
 REPORT ?= reports/demo
 
 .PHONY: setup system demo qemu test lint bench clean
@@ -14,6 +15,12 @@ $(STAMP): pyproject.toml
 	touch $@
 
 setup: $(STAMP)
+
+## Python packages of the real servers the test suite starts (after the Debian packages they build with).
+$(SERVERS): pyproject.toml $(STAMP)
+	bash scripts/install-system-packages.sh
+	$(PY) -m pip install --quiet -e '.[dev,test-servers]'
+	touch $@
 
 ## Debian packages for the QEMU board (qemu-system-arm, u-boot-qemu, mtools, ...), when missing.
 system:
@@ -28,7 +35,7 @@ qemu: setup system
 	$(VENV)/bin/pytest --board qemu-arm64 --bench qemu --report-dir reports/qemu
 
 ## The whole test suite (what CI runs).
-test: setup system lint
+test: setup system $(SERVERS) lint
 	$(VENV)/bin/pytest tests; status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	  exit $$status
