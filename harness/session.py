@@ -123,7 +123,8 @@ class BringUpSession:
             except (ConsoleTimeout, BadPatternSeen) as exc:
                 self.console.log.event(f"the U-Boot prompt stopped answering ({exc.args[0]}); power-cycling")
         self.capture.refuse_if_stopped("u-boot")
-        self.power_on()
+        with self.stages.typing_interrupts():
+            self.power_on()
         with self._drive("u-boot"):
             self.stages.watch("u-boot", interrupt=True)
             self._uboot = UBoot(self.console, self.profile)

@@ -25,8 +25,12 @@ from harness.sim.transcript import load_transcript
 
 @contextlib.contextmanager
 def virtual_board(tmp_path: Path) -> Iterator[VirtualBoard]:
-    """A NanoPi M6 on a pty with a Talos image on its microSD, off until its switch turns it on."""
-    board = VirtualBoard(fast_profile("nanopi-m6"), load_transcript("nanopi-m6"), time_scale=0.05,
+    """A NanoPi M6 on a pty with a Talos image on its microSD, off until its switch turns it on.
+
+    At a quarter of real time: its U-Boot counts down for 250 ms, enough for a switch that reads its
+    state back (an HTTP plug) before the session starts typing the interrupt key, even on a loaded machine.
+    """
+    board = VirtualBoard(fast_profile("nanopi-m6"), load_transcript("nanopi-m6"), time_scale=0.25,
                          sd_image=make_talos_like_image(tmp_path / "sd.img"))
     try:
         yield board

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from sim_support import fast_profile, sim_bench
 
+from harness.console.console import Console
 from harness.errors import BoardFailure, ConsoleTimeout
+from harness.image.synthetic import make_talos_like_image
 from harness.rig import bring_up
+from harness.session import BringUpSession
+from harness.sim.board import VirtualBoard
+from harness.sim.transcript import load_transcript
 
 
 def test_a_failed_drive_latches_the_strategy_broken_until_a_power_cycle(tmp_path: Path) -> None:
@@ -34,3 +40,34 @@ def test_the_first_failure_of_a_boot_is_kept_and_quoted_and_a_power_on_forgets_i
             session.evidence("mmcblk0: mmc0:", stage="kernel", what="the eMMC", timeout=30)
         session.uboot_prompt()
         assert session.capture.stop is None, "a new boot starts with no failure"
+
+
+class SlowPlug:
+    """A switch like an HTTP plug that reads its state back: the board is on long before `set` returns."""
+
+    description = "slow plug"
+
+    def __init__(self, board: VirtualBoard, answer_s: float) -> None:
+        self.board, self.answer_s, self.state = board, answer_s, False
+
+    def set(self, on: bool) -> None:
+        self.board.power(on)
+        self.state = on
+        time.sleep(self.answer_s)
+
+    def get(self) -> bool:
+        return self.state
+
+
+def test_the_interrupt_key_goes_out_while_a_slow_switch_is_still_answering(tmp_path: Path) -> None:
+    """U-Boot's countdown (50 ms here) ends long before the plug answers (300 ms): the keys must already flow."""
+    profile = fast_profile("nanopi-m6")
+    board = VirtualBoard(profile, load_transcript("nanopi-m6"), time_scale=0.05,
+                         sd_image=make_talos_like_image(tmp_path / "sd.img"))
+    try:
+        with Console(board.pty_path, 1_500_000, tmp_path / "logs", char_delay_s=0.01) as console:
+            session = BringUpSession(profile, sim_bench(), console, SlowPlug(board, 0.3), off_time_s=0.05)
+            session.uboot_prompt()
+            assert session.stage == "u-boot" and "Booting Linux" not in session.boot_capture()
+    finally:
+        board.close()

@@ -8,9 +8,11 @@ later gate never inherits a board in an unknown state.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from harness.bringup.capture import BootCapture
@@ -105,6 +107,26 @@ class StageStrategy:
             later = [s for s, _ in markers if stage_index(s) > stage_index(stage)]
             waiting_for = later[0] if later else target
             deadline = Deadline(self.timeout(waiting_for))
+
+    @contextlib.contextmanager
+    def typing_interrupts(self) -> Iterator[None]:
+        """Type the interrupt key from a thread while the body runs: a switch that reads its state back
+        (an HTTP plug) can take longer to return than U-Boot's countdown lasts, so the keys must
+        already be going out while it switches."""
+        stop = threading.Event()
+
+        def type_keys() -> None:
+            while not stop.wait(self.profile.uboot.interrupt_every_ms / 1000):
+                with contextlib.suppress(BenchError):  # the port may be away until the board powers it
+                    self.console.send(self.profile.uboot.interrupt, char_delay_s=0)
+
+        typist = threading.Thread(target=type_keys, name="interrupt-typist", daemon=True)
+        typist.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            typist.join()
 
     def _bad_patterns(self) -> list[tuple[str, str]]:
         reached = stage_index(self.stage)
