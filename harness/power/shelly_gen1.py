@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveFloat, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.errors import BenchError
-from harness.power.base import PowerBackend, PowerContext, PowerSection, PowerSwitch, maybe_inverted
-from harness.transports.http import DEFAULT_TIMEOUT_S, BasicAuth, device_url_problem, mask_url, request_json
+from harness.power.base import PowerBackend, PowerContext, PowerSwitch, maybe_inverted
+from harness.power.http_device import HttpDeviceSection
+from harness.transports.http import DEFAULT_TIMEOUT_S, BasicAuth, mask_url, request_json
 
 RELAYS = range(4)  # the largest Gen1 relay device (Shelly 4Pro) has relays 0..3
 
@@ -54,26 +55,15 @@ class ShellyGen1Relay:
         return state
 
 
-class ShellyGen1Section(PowerSection):
+class ShellyGen1Section(HttpDeviceSection):
     """A bench's Shelly Gen1 relay; credentials, if login is restricted, come from the bench's secrets."""
 
     kind: Literal["shelly-gen1"]
-    url: str = Field(description="the device's address, e.g. http://192.0.2.7 (no credentials, no path)")
     relay: int = Field(default=0, strict=True, description="relay index as in the device's API, from 0")
     user_secret: str | None = Field(default=None, description="bench secret holding the login user")
     password_secret: str | None = Field(default=None, description="bench secret holding the login password")
-    invert: bool = False
-    timeout_s: PositiveFloat = Field(default=DEFAULT_TIMEOUT_S, le=30,
-                                     description="how long a request may take before the device counts as unreachable")
 
     example: ClassVar[str | None] = "{kind: shelly-gen1, url: http://192.0.2.7, relay: 0}"
-
-    @field_validator("url")
-    @classmethod
-    def _device_url(cls, url: str) -> str:
-        if (problem := device_url_problem(url)) is not None:
-            raise ValueError(problem)
-        return url
 
     @field_validator("relay")
     @classmethod

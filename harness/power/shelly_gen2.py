@@ -20,11 +20,12 @@ import itertools
 import json
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveFloat, field_validator
+from pydantic import Field, field_validator
 
 from harness.errors import BenchError
-from harness.power.base import PowerBackend, PowerContext, PowerSection, PowerSwitch, maybe_inverted
-from harness.transports.http import DEFAULT_TIMEOUT_S, DigestAuth, HttpError, device_url_problem, mask_url, request_json
+from harness.power.base import PowerBackend, PowerContext, PowerSwitch, maybe_inverted
+from harness.power.http_device import HttpDeviceSection
+from harness.transports.http import DEFAULT_TIMEOUT_S, DigestAuth, HttpError, mask_url, request_json
 
 SHELLY_USER = "admin"  # Gen2+ devices have this one user
 SWITCHES = range(4)  # the largest Gen2 switch device (Pro 4PM) has switches 0..3
@@ -85,26 +86,15 @@ def _rpc_error_frame(body: bytes) -> dict[str, Any] | None:
     return frame if isinstance(frame, dict) and "error" in frame else None
 
 
-class ShellyGen2Section(PowerSection):
+class ShellyGen2Section(HttpDeviceSection):
     """A bench's Shelly Gen2+ switch; the password, if authentication is on, comes from the bench's secrets."""
 
     kind: Literal["shelly-gen2"]
-    url: str = Field(description="the device's address, e.g. http://192.0.2.8 (no credentials, no path)")
     switch: int = Field(default=0, strict=True, description="Switch component id as in the device's API, from 0")
     password_secret: str | None = Field(default=None, description="bench secret holding the device password "
                                                                   "(the user is always admin)")
-    invert: bool = False
-    timeout_s: PositiveFloat = Field(default=DEFAULT_TIMEOUT_S, le=30,
-                                     description="how long a request may take before the device counts as unreachable")
 
     example: ClassVar[str | None] = "{kind: shelly-gen2, url: http://192.0.2.8, switch: 0}"
-
-    @field_validator("url")
-    @classmethod
-    def _device_url(cls, url: str) -> str:
-        if (problem := device_url_problem(url)) is not None:
-            raise ValueError(problem)
-        return url
 
     @field_validator("switch")
     @classmethod

@@ -19,11 +19,12 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveFloat, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.errors import BenchError
-from harness.power.base import PowerBackend, PowerContext, PowerSection, PowerSwitch, maybe_inverted
-from harness.transports.http import DEFAULT_TIMEOUT_S, device_url_problem, mask_url, request_json
+from harness.power.base import PowerBackend, PowerContext, PowerSwitch, maybe_inverted
+from harness.power.http_device import HttpDeviceSection
+from harness.transports.http import DEFAULT_TIMEOUT_S, mask_url, request_json
 
 RELAYS = range(1, 33)  # Tasmota numbers relays Power1..Power32
 TASMOTA_USER = "admin"  # the only web user Tasmota has
@@ -82,7 +83,7 @@ def _shown(answer: dict[str, Any]) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-class TasmotaSection(PowerSection):
+class TasmotaSection(HttpDeviceSection):
     """A bench's Tasmota plug or relay board, reached over HTTP on the bench's network.
 
     Credentials never appear in the bench file: `password_secret` (and `user_secret`, if the user is
@@ -90,22 +91,11 @@ class TasmotaSection(PowerSection):
     """
 
     kind: Literal["tasmota"]
-    url: str = Field(description="the device's address, e.g. http://plug-3.lab (no credentials, no path)")
     relay: int = Field(default=1, strict=True, description="relay number as Tasmota counts (Power1..), from 1")
     user_secret: str | None = Field(default=None, description="bench secret holding the web user (default admin)")
     password_secret: str | None = Field(default=None, description="bench secret holding the web password")
-    invert: bool = False
-    timeout_s: PositiveFloat = Field(default=DEFAULT_TIMEOUT_S, le=30,
-                                     description="how long a request may take before the plug counts as unreachable")
 
     example: ClassVar[str | None] = "{kind: tasmota, url: http://plug-3.lab, relay: 1}"
-
-    @field_validator("url")
-    @classmethod
-    def _device_url(cls, url: str) -> str:
-        if (problem := device_url_problem(url)) is not None:
-            raise ValueError(problem)
-        return url
 
     @field_validator("relay")
     @classmethod
