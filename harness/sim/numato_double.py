@@ -12,15 +12,11 @@ device) or `garbage` (answers line noise with no prompt, as a port at the wrong 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
 import threading
-import time
-import tty
 from collections.abc import Callable
-from types import TracebackType
 from typing import Literal
+
+from harness.sim.pty_device import PtyDevice
 
 MODELS = (1, 2, 4, 8, 16, 32)  # the channel counts Numato sells
 Mode = Literal["normal", "silent", "garbage"]
@@ -38,7 +34,7 @@ def relay_index(name: str) -> int | None:
     return ord(upper) - ord("A") + 10 if "A" <= upper <= "V" else None
 
 
-class NumatoRelayDouble:
+class NumatoRelayDouble(PtyDevice):
     """A module with `channels` relays (1, 2, 4, 8, 16 or 32), all off at start, as at power-up.
 
     `on_change(channel, on)` is called from the reader thread for every accepted `relay on/off`
@@ -59,12 +55,8 @@ class NumatoRelayDouble:
         self.callback_errors: list[BaseException] = []
         self._line = bytearray()
         self._changed = threading.Condition()
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # raw, so the \r ending each command reaches the double untranslated
-        self.pty_path = os.ttyname(self._slave)
-        self._stop = threading.Event()
-        self._reader = threading.Thread(target=self._read, name="sim-numato", daemon=True)
-        self._reader.start()
+        super().__init__("sim-numato")  # raw, so the \r ending each command reaches the double untranslated
+        self.start()
 
     def wait_commands(self, count: int, timeout: float = 2.0) -> list[str]:
         """Block until `count` command lines have arrived in total; the commands so far either way."""
@@ -72,42 +64,14 @@ class NumatoRelayDouble:
             self._changed.wait_for(lambda: len(self.commands) >= count, timeout)
             return list(self.commands)
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._reader.is_alive() and self._reader is not threading.current_thread():
-            self._reader.join(timeout=2)
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def __enter__(self) -> NumatoRelayDouble:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self._master], [], [], 0.05)
-                if not ready:
-                    continue
-                data = os.read(self._master, 4096)
-            except OSError:
-                time.sleep(0.02)  # the slave stays open here, so EIO only comes while closing
-                continue
-            self._feed(data)
-
-    def _write(self, data: bytes) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._master, data)
+    def received(self, data: bytes) -> None:
+        self._feed(data)
 
     def _feed(self, data: bytes) -> None:
         if self.mode == "silent":
             return
         if self.mode == "garbage":
-            self._write(GARBAGE)
+            self.write(GARBAGE)
             return
         for byte in data:
             if byte == 0x0D:
@@ -140,7 +104,7 @@ class NumatoRelayDouble:
                 self.on_change(*accepted)
             except Exception as exc:
                 self.callback_errors.append(exc)
-        self._write(reply + b">")
+        self.write(reply + b">")
         # Recorded after the callback and the reply, so whoever waited for the command also sees its effect.
         with self._changed:
             self.commands.append(command)

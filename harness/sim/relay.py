@@ -8,21 +8,18 @@ one stray byte is caught instead of excused. Like the real modules it never answ
 
 from __future__ import annotations
 
-import contextlib
-import os
-import select
 import threading
 import time
-import tty
 from collections.abc import Callable
-from types import TracebackType
+
+from harness.sim.pty_device import PtyDevice
 
 FRAME_START = 0xA0
 FRAME_LEN = 4
 OPS = {0x00: False, 0x01: True}
 
 
-class LcusRelayDouble:
+class LcusRelayDouble(PtyDevice):
     """A relay module with `channels` relays, all released at start (as at power-up).
 
     `on_change(channel, on)` is called from the reader thread for every valid frame, repeated
@@ -49,13 +46,8 @@ class LcusRelayDouble:
         self.callback_errors: list[BaseException] = []
         self._buffer = bytearray()
         self._changed = threading.Condition()
-        self._master, self._slave = os.openpty()
-        # Raw, or the line discipline would eat or translate bytes like 0x11/0x13 and 0x0D.
-        tty.setraw(self._slave)
-        self.pty_path = os.ttyname(self._slave)
-        self._stop = threading.Event()
-        self._reader = threading.Thread(target=self._read, name="sim-lcus", daemon=True)
-        self._reader.start()
+        super().__init__("sim-lcus")
+        self.start()
 
     def wait_frames(self, count: int, timeout: float = 2.0) -> list[bytes]:
         """Block until `count` valid frames have arrived in total; the frames so far either way."""
@@ -68,33 +60,8 @@ class LcusRelayDouble:
             self._changed.wait_for(lambda: len(self.rejected) >= count, timeout)
             return list(self.rejected)
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._reader.is_alive() and self._reader is not threading.current_thread():
-            self._reader.join(timeout=2)
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def __enter__(self) -> LcusRelayDouble:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.close()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self._master], [], [], 0.05)
-                if not ready:
-                    continue
-                data = os.read(self._master, 4096)
-            except OSError:
-                # The slave stays open in this object, so EIO only comes while closing.
-                time.sleep(0.02)
-                continue
-            self._feed(data, time.monotonic())
+    def received(self, data: bytes) -> None:
+        self._feed(data, time.monotonic())
 
     def _feed(self, data: bytes, now: float) -> None:
         buffer = self._buffer
