@@ -384,6 +384,14 @@ def test_a_mounted_partition_is_refused_naming_where(sys_tree: FakeSys, image: P
     assert "it is mounted (/dev/sdb1 on /media/bench/BOOT): unmount it (`umount /media/bench/BOOT`)" in message
 
 
+def test_a_mount_found_by_its_device_number_when_the_source_is_a_link(sys_tree: FakeSys, image: Path) -> None:
+    """A mount of /dev/disk/by-uuid/... names no kernel device in the source; the device number does."""
+    card(sys_tree)
+    sys_tree.mount("8:18", "/dev/disk/by-uuid/0c3e-51d2", "/media/bench/STATE")
+    message = refusal("sdb", sys_tree, image, kind=UnsafeTarget)
+    assert "it is mounted (/dev/disk/by-uuid/0c3e-51d2 on /media/bench/STATE)" in message
+
+
 def test_a_mount_found_by_its_source_when_mountinfo_shows_no_device_number(sys_tree: FakeSys, image: Path) -> None:
     card(sys_tree)
     sys_tree.mount("0:45", "/dev/sdb2", "/mnt/state", "btrfs")
@@ -441,7 +449,10 @@ def test_open_errors_become_bench_errors_naming_the_device(code: int, said: str)
     with pytest.raises(BenchError) as caught:
         open_exclusive("/dev/sdb", flags=os.O_SYNC, opener=opener)
     assert str(caught.value).startswith("/dev/sdb") and said in str(caught.value)
-    assert seen[0] & os.O_EXCL and seen[0] & os.O_WRONLY and seen[0] & os.O_SYNC
+    assert seen[0] & os.O_EXCL and seen[0] & os.O_ACCMODE == os.O_WRONLY and seen[0] & os.O_SYNC
+    with pytest.raises(BenchError):
+        open_exclusive("/dev/sdb", readable=True, opener=opener)
+    assert seen[1] & os.O_ACCMODE == os.O_RDWR and seen[1] & os.O_EXCL
 
 
 def test_a_regular_file_is_not_opened_as_a_block_device(image: Path) -> None:
@@ -484,7 +495,12 @@ def test_a_real_loop_device_is_checked_and_opened_exclusively_once(loop_device: 
             open_exclusive(loop_device.node)
     finally:
         os.close(fd)
-    os.close(open_exclusive(loop_device.node))
+    fd = open_exclusive(loop_device.node, readable=True)
+    try:
+        os.pwrite(fd, b"written", 512)
+        assert os.pread(fd, 7, 512) == b"written"
+    finally:
+        os.close(fd)
 
 
 # -- waiting for the medium -----------------------------------------------------------------------

@@ -171,16 +171,19 @@ def checked_target(node: str, *, image_size: int, image_path: str | os.PathLike[
     return facts
 
 
-def open_exclusive(node: str, *, flags: int = 0, opener: Callable[[str, int], int] = os.open) -> int:
+def open_exclusive(node: str, *, flags: int = 0, readable: bool = False,
+                   opener: Callable[[str, int], int] = os.open) -> int:
     """Open a block device for writing with O_EXCL, which the kernel refuses while it is mounted or held.
 
     On a block device, O_EXCL without O_CREAT claims the device exclusively (as `bmaptool` and
     `mkfs` do): it fails with EBUSY while a filesystem, swap, dm/md or another exclusive opener holds
     it, and keeps them off while the write runs. On a regular file it means nothing, so anything
-    but a block device is refused. `flags` adds e.g. O_DIRECT or O_SYNC; `opener` is for tests.
+    but a block device is refused. `readable` opens O_RDWR for a read-back verify through the same
+    descriptor; `flags` adds e.g. O_DIRECT or O_SYNC; `opener` is for tests.
     """
+    access = os.O_RDWR if readable else os.O_WRONLY
     try:
-        fd = opener(node, os.O_WRONLY | os.O_EXCL | os.O_CLOEXEC | flags)
+        fd = opener(node, access | os.O_EXCL | os.O_CLOEXEC | flags)
     except OSError as error:
         raise BenchError(_open_error(node, error)) from error
     try:
