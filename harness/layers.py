@@ -12,7 +12,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("gates", ("harness.gates",)),
     ("bring-up", ("harness.rig", "harness.session", "harness.bringup")),
     ("drivers", ("harness.console", "harness.power", "harness.uboot", "harness.shell", "harness.runner",
-                 "harness.talos")),
+                 "harness.talos", "harness.flash")),
     # The far side of a transport: a virtual board, a QEMU machine. Drivers never import them; the rig does.
     ("boards behind transports", ("harness.sim", "harness.qemu")),
     ("transports", ("harness.transports",)),
