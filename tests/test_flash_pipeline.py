@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -360,3 +361,22 @@ def test_the_flash_is_recorded_as_a_step(tmp_path: Path) -> None:
     assert good.args["image"] == str(tmp_path / "talos.raw") and good.args["bytes"] == len(data)
     assert good.args["sha256"] == hashlib.sha256(data).hexdigest() and good.args["verified"] is True
     assert bad.outcome == "fail" and bad.error and "ImageCorrupt" in bad.error
+
+
+@pytest.mark.parametrize("checksums", [True, False])
+def test_verify_with_a_bmap_reads_back_the_mapped_ranges(tmp_path: Path, checksums: bool) -> None:
+    """With range checksums the read-back is checked against them; without, against a hash made while writing."""
+    sparse_image(tmp_path / "talos.raw", size=8 * MIB)
+    bmap = create_bmap(tmp_path / "talos.raw")
+    if not checksums:
+        bmap = replace(bmap, ranges=tuple(replace(r, checksum=None) for r in bmap.ranges), checksum_type=None)
+    card = tmp_path / "card.img"
+    target = CorruptingTarget(card, os.open(card, os.O_RDWR | os.O_CREAT | os.O_TRUNC), block_device=False,
+                              fresh=True)
+    target.bad = 3 * MIB + 4321  # inside the second mapped range
+    try:
+        with pytest.raises(VerifyMismatch) as caught:
+            write_image(tmp_path / "talos.raw", target, bmap=bmap, chunk_size=CHUNK)
+    finally:
+        target.close()
+    assert caught.value.offset == 3 * MIB + 4321

@@ -58,6 +58,9 @@ BLKZEROOUT = 0x12 << 8 | 127
 VANISHED = frozenset({errno.ENODEV, errno.ENXIO, errno.EIO, errno.ENOMEDIUM, errno.ESHUTDOWN})
 _POLL_S = 0.1  # every queue wait wakes this often to see whether another thread gave up
 _ZEROS = bytes(CHUNK)
+_ZEROS_1M = bytes(MIB)
+_ZEROS_64K = bytes(64 * 1024)
+_ZEROS_BLOCK = bytes(BLOCK)
 _DONE = object()
 
 ZeroPolicy = Literal["hole", "zeroout", "write"]
@@ -222,33 +225,46 @@ class FlashSummary:
                 f"{self.bytes_skipped / 1e6:,.1f} MB skipped; sha256 {self.sha256}; {verdict}")
 
 
-def _runs(data: memoryview, policy: ZeroPolicy) -> Iterator[tuple[bool, int, int]]:
-    """(is_zero, start, end) runs of `data`; zero runs shorter than MIN_ZERO_RUN are folded into data."""
-    size = len(data)
-    if policy == "write":
-        yield False, 0, size
+def _zero_end(chunk: bytes, at: int, end: int) -> int:
+    """Where the zeros from `at` stop, in whole blocks (or `end` if only a partial block of zeros is left).
+
+    `bytes.startswith(zeros, at)` is a memcmp in place: slicing would copy, and comparing memoryviews
+    goes item by item (about 300 MB/s, slower than the medium).
+    """
+    for zeros in (_ZEROS_1M, _ZEROS_64K, _ZEROS_BLOCK):
+        step = len(zeros)
+        while at + step <= end and chunk.startswith(zeros, at):
+            at += step
+    if 0 < end - at < BLOCK and chunk.startswith(_ZEROS_BLOCK[:end - at], at):
+        at = end
+    return at
+
+
+def _runs(chunk: bytes, start: int, end: int, policy: ZeroPolicy) -> Iterator[tuple[bool, int, int]]:
+    """(is_zero, start, end) runs of `chunk[start:end]`, offsets in `chunk`; zero runs are whole blocks
+    from `start` and at least MIN_ZERO_RUN long (shorter ones are written as data).
+
+    `bytes.find` of a zero block skips through dense data at memory speed (~15 GB/s), so an image
+    with nothing to skip pays a fraction of a millisecond per 4 MiB chunk here.
+    """
+    if policy == "write" or end - start < MIN_ZERO_RUN:
+        yield False, start, end
         return
-    if data == _ZEROS[:size]:
-        yield size >= MIN_ZERO_RUN, 0, size
-        return
-    zero_block = _ZEROS[:BLOCK]
-    runs: list[list[int]] = []  # [is_zero, start, end]
-    for start in range(0, size, BLOCK):
-        end = min(start + BLOCK, size)
-        zero = end - start == BLOCK and data[start:end] == zero_block
-        if runs and runs[-1][0] == zero:
-            runs[-1][2] = end
-        else:
-            runs.append([zero, start, end])
-    merged: list[list[int]] = []
-    for zero, start, end in runs:
-        zero = zero and end - start >= MIN_ZERO_RUN
-        if merged and merged[-1][0] == zero:
-            merged[-1][2] = end
-        else:
-            merged.append([zero, start, end])
-    for zero, start, end in merged:
-        yield bool(zero), start, end
+    data_start = position = start
+    while position < end:
+        hit = chunk.find(_ZEROS_BLOCK, position, end)
+        if hit < 0:
+            break
+        run_start = start + -(-(hit - start) // BLOCK) * BLOCK
+        run_end = _zero_end(chunk, run_start, end)
+        if run_end - run_start >= MIN_ZERO_RUN:
+            if run_start > data_start:
+                yield False, data_start, run_start
+            yield True, run_start, run_end
+            data_start = run_end
+        position = max(run_end, hit + 1)
+    if data_start < end:
+        yield False, data_start, end
 
 
 class _Pipeline:
@@ -396,7 +412,10 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
                          f"({target.size} bytes); nothing was written")
     policy = target.zero_policy
     written = zeroed = skipped = offset = 0
-    written_digest = hashlib.sha256() if bmap else None  # without a bmap, what is written is the whole image
+    # What verify compares the read-back with: the image's sha256 without a bmap (all of it is written), the bmap's
+    # own range checksums (checked against the image as it streams), else a hash of the mapped bytes made here.
+    unchecked = bmap is not None and not all(r.checksum for r in bmap.ranges)
+    written_digest = hashlib.sha256() if unchecked else None
     cursor = [0]
     extents = [(start, end) for start, end, _ in bmap.extents()] if bmap else None
     started = time.monotonic()
@@ -411,16 +430,15 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
                                                                  f"bytes its .bmap gives")
             covered = 0
             for start, stop in _mapped(extents, offset, end, cursor):
-                piece = view[start - offset:stop - offset]
                 covered += stop - start
                 if written_digest is not None:
-                    written_digest.update(piece)
-                for zero, a, b in _runs(piece, policy):
+                    written_digest.update(view[start - offset:stop - offset])
+                for zero, a, b in _runs(chunk, start - offset, stop - offset, policy):
                     if not zero:
-                        target.write(start + a, piece[a:b])
+                        target.write(offset + a, view[a:b])
                         written += b - a
                     elif policy == "zeroout":
-                        target.zero(start + a, b - a)
+                        target.zero(offset + a, b - a)
                         zeroed += b - a
                     else:
                         skipped += b - a
@@ -453,8 +471,14 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
     verified: bool | None = None
     verify_started = time.monotonic()
     if verify:
-        expected = written_digest.hexdigest() if written_digest is not None else sha256
-        _verify(source, target, extents if extents is not None else [(0, offset)], expected, chunk_size)
+        if bmap is None:
+            groups = [([(0, offset)], "sha256", sha256)]
+        elif written_digest is not None:
+            groups = [([(start, end) for start, end, _ in bmap.extents()], "sha256", written_digest.hexdigest())]
+        else:
+            groups = [([(start, end)], bmap.checksum_type or "sha256", r.checksum or "")
+                      for start, end, r in bmap.extents()]
+        _verify(source, target, groups, chunk_size)
         verified = True
     summary = FlashSummary(str(source.path), str(target.path), sha256, offset, written, zeroed, skipped, seconds,
                            verified, time.monotonic() - verify_started if verify else 0.0, pipeline.peak)
@@ -463,18 +487,23 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
     return summary
 
 
-def _verify(source: ImageSource, target: Target, extents: list[tuple[int, int]], expected: str,
+def _verify(source: ImageSource, target: Target, groups: list[tuple[list[tuple[int, int]], str, str]],
             chunk_size: int) -> None:
-    """Read back `extents` from the medium (page cache dropped) and compare their hash with what was written."""
+    """Read back each group of extents from the medium (page cache dropped) and compare its hash
+    (`algorithm`, hex `expected`) with what was written; on a mismatch, name the first bad byte."""
     target.drop_cache()
-    digest = hashlib.sha256()
-    for start, end in extents:
-        for at in range(start, end, chunk_size):
-            data = target.read(at, min(chunk_size, end - at))
-            if len(data) < min(chunk_size, end - at):
-                raise VerifyMismatch(target.path, at + len(data), "the target ends there")
-            digest.update(data)
-    if digest.hexdigest() == expected:
+    extents = [extent for group, _, _ in groups for extent in group]
+    for group, algorithm, expected in groups:
+        digest = hashlib.new(algorithm)
+        for start, end in group:
+            for at in range(start, end, chunk_size):
+                data = target.read(at, min(chunk_size, end - at))
+                if len(data) < min(chunk_size, end - at):
+                    raise VerifyMismatch(target.path, at + len(data), "the target ends there")
+                digest.update(data)
+        if digest.hexdigest() != expected:
+            break
+    else:
         return
     # Find the first bad byte: stream the image again and compare it with the target, extent by extent.
     offset = 0
@@ -489,8 +518,9 @@ def _verify(source: ImageSource, target: Target, extents: list[tuple[int, int]],
                 found = f"{got[first]:#04x}" if first < len(got) else "nothing"
                 raise VerifyMismatch(target.path, start + first, f"image byte {wanted[first]:#04x}, read back {found}")
         offset = end
-    raise VerifyMismatch(target.path, 0, f"the read-back hashes to {digest.hexdigest()}, not {expected}, "
-                                         "yet every byte compared equal on a second read (an unstable medium)")
+    raise VerifyMismatch(target.path, group[0][0], f"the read-back hashes to {digest.hexdigest()}, not {expected}, "
+                                                   "yet every byte compared equal on a second read (an unstable "
+                                                   "medium)")
 
 
 def _mapped(extents: list[tuple[int, int]] | None, start: int, end: int, cursor: list[int]) -> list[tuple[int, int]]:
