@@ -71,3 +71,36 @@ def test_the_interrupt_key_goes_out_while_a_slow_switch_is_still_answering(tmp_p
             assert session.stage == "u-boot" and "Booting Linux" not in session.boot_capture()
     finally:
         board.close()
+
+
+class Unwired:
+    """No board behind it: the test writes the console's bytes itself."""
+
+    description = "unwired"
+
+    def set(self, on: bool) -> None: ...
+
+    def get(self) -> None:
+        return None
+
+
+def test_a_bad_line_still_arriving_is_quoted_whole(tmp_path: Path) -> None:
+    """A panic line split across reads: the failure quotes all of it, not the part that had arrived."""
+    import os
+    import threading
+
+    from pty_peer import LinePeer
+
+    peer = LinePeer(lambda _line: "")
+    profile = fast_profile("nanopi-m6")
+    try:
+        with Console(peer.path, 1_500_000, tmp_path / "logs") as console:
+            session = BringUpSession(profile, sim_bench(), console, Unwired(), off_time_s=0)
+            session.capture.start()
+            os.write(peer.master, b"[    4.0] Kernel panic - not syncing: No workin")
+            threading.Timer(0.3, lambda: os.write(peer.master, b"g init found.\r\n")).start()
+            with pytest.raises(BoardFailure) as caught:
+                session.evidence("Run /init as init process", stage="kernel", what="userspace", timeout=5)
+    finally:
+        peer.close()
+    assert "Kernel panic - not syncing: No working init found." in str(caught.value)

@@ -92,7 +92,7 @@ def test_a_channel_the_module_lacks_is_a_bench_error_at_read_back() -> None:
         control = PowerControl(NumatoRelay(double.pty_path, 12), off_time_s=0.01)
         with pytest.raises(BenchError, match=r"channel 12 \(C\).*'relay read C'.*may not exist"):
             control.on()
-        assert double.commands == ["relay on C", "relay read C"]
+        assert double.wait_commands(2) == ["relay on C", "relay read C"]
 
 
 def test_invert_swaps_the_commands_but_not_the_meaning(module: NumatoRelayDouble) -> None:

@@ -26,6 +26,7 @@ from harness.deadline import Deadline
 from harness.errors import BadPatternSeen, BenchError, Blocked, BoardFailure, ConsoleTimeout, HarnessError
 
 QUIET_S = 1.0  # a wait that times out after this long without a byte ended in silence: the boot stopped
+LINE_GRACE_S = 1.0  # how long a bad pattern's line may take to end before it is quoted as it is
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class BootCapture:
         wait at once. `needs_stage`: the evidence can only appear once the boot reaches that later
         stage; a wait that ends before it raises `Blocked`, quoting the failure."""
         deadline = Deadline(limit)
+        unfinished_since = 0.0  # when a bad pattern was first seen on a line that had not ended yet
         bad = [(b.name, re.compile(b.pattern, re.MULTILINE), self.stage_offsets.get(b.from_stage, 0))
                for b in self.profile.bad_patterns if b.from_stage == "off" or b.from_stage in self.stage_offsets]
         while True:
@@ -130,7 +132,12 @@ class BootCapture:
                 raise self._blocked(stop.repeat(what), what, needs_stage, capture)
             for name, bad_pattern, offset in bad:
                 if seen := bad_pattern.search(capture, offset):
-                    line = capture[capture.rfind("\n", 0, seen.start()) + 1: capture.find("\n", seen.end())].strip()
+                    end = capture.find("\n", seen.end())
+                    if end < 0:
+                        unfinished_since = unfinished_since or time.monotonic()
+                        if time.monotonic() - unfinished_since < LINE_GRACE_S:
+                            break  # its line is still arriving: quote it whole
+                    line = capture[capture.rfind("\n", 0, seen.start()) + 1: end if end >= 0 else None].strip()
                     error = BadPatternSeen(f"{name} at stage {stage} while waiting for {what}: {line!r}",
                                            name=name, line=line, stage=stage, tail=self.console.tail())
                     self.record_stop(error, stage=stage, target=stage, summary=f"{name}: {line!r}", bad_pattern=True)

@@ -36,7 +36,10 @@ class Qmp:
         self.execute("qmp_capabilities")
 
     def _read(self) -> dict[str, Any]:
-        line = self._file.readline()
+        try:
+            line = self._file.readline()
+        except OSError as exc:  # QEMU exiting right after it opened the socket resets the connection
+            raise BenchError(f"QEMU closed its QMP socket {self.path} ({exc})") from exc
         if not line:
             raise BenchError(f"QEMU closed its QMP socket {self.path}")
         return json.loads(line)
