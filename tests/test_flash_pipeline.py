@@ -380,3 +380,18 @@ def test_verify_with_a_bmap_reads_back_the_mapped_ranges(tmp_path: Path, checksu
     finally:
         target.close()
     assert caught.value.offset == 3 * MIB + 4321
+
+
+def test_a_checksummed_bmap_stands_in_for_the_image_hash_and_a_raw_image_is_read_only_where_mapped(
+        tmp_path: Path) -> None:
+    data = sparse_image(tmp_path / "talos.raw", size=8 * MIB)
+    (tmp_path / "talos.raw.bmap").write_text(create_bmap(tmp_path / "talos.raw").to_xml())
+    source = open_image(tmp_path / "talos.raw")
+    summary = write_image(source, tmp_path / "card.img", chunk_size=CHUNK)
+    assert (tmp_path / "card.img").read_bytes() == data
+    assert source.compressed_read == 2 * 75 * 4096  # the mapped blocks, not the 8 MiB
+    assert summary.sha256 is None and summary.identity.startswith("bmap-sha256:")
+    again = write_image(tmp_path / "talos.raw", tmp_path / "card2.img", chunk_size=CHUNK)
+    assert again.identity == summary.identity  # the same image names itself the same way
+    full = write_image(tmp_path / "talos.raw", tmp_path / "card3.img", chunk_size=CHUNK, image_sha256=True)
+    assert full.sha256 == hashlib.sha256(data).hexdigest() and full.identity == f"sha256:{full.sha256}"

@@ -203,7 +203,7 @@ class FlashSummary:
 
     image: str
     target: str
-    sha256: str  # of the decompressed image
+    sha256: str | None  # of the decompressed image; None when a checksummed .bmap stood in for it (see identity)
     image_size: int  # decompressed bytes
     bytes_written: int  # data written with write calls (zeros included on a reused medium)
     bytes_zeroed: int  # cleared with BLKZEROOUT
@@ -212,6 +212,12 @@ class FlashSummary:
     verified: bool | None  # None: verify was off
     verify_seconds: float
     peak_chunks: int  # most chunks alive between the threads at once: the memory bound, measured
+    bmap_sha256: str | None = None  # sha256 of the bmap's size and range checksums, when one was used
+
+    @property
+    def identity(self) -> str:
+        """What the medium now holds, for "is this image already there?": the image's sha256, else the bmap's."""
+        return f"sha256:{self.sha256}" if self.sha256 else f"bmap-sha256:{self.bmap_sha256}"
 
     @property
     def mb_per_s(self) -> float:
@@ -222,10 +228,10 @@ class FlashSummary:
         verdict = "not verified" if self.verified is None else f"verified in {self.verify_seconds:.1f} s"
         return (f"{self.image_size / 1e6:,.1f} MB in {self.seconds:.1f} s ({self.mb_per_s:,.1f} MB/s): "
                 f"{self.bytes_written / 1e6:,.1f} MB written, {self.bytes_zeroed / 1e6:,.1f} MB zeroed, "
-                f"{self.bytes_skipped / 1e6:,.1f} MB skipped; sha256 {self.sha256}; {verdict}")
+                f"{self.bytes_skipped / 1e6:,.1f} MB skipped; {self.identity}; {verdict}")
 
 
-def _zero_end(chunk: bytes, at: int, end: int) -> int:
+def _zero_end(chunk: bytes | bytearray, at: int, end: int) -> int:
     """Where the zeros from `at` stop, in whole blocks (or `end` if only a partial block of zeros is left).
 
     `bytes.startswith(zeros, at)` is a memcmp in place: slicing would copy, and comparing memoryviews
@@ -240,7 +246,7 @@ def _zero_end(chunk: bytes, at: int, end: int) -> int:
     return at
 
 
-def _runs(chunk: bytes, start: int, end: int, policy: ZeroPolicy) -> Iterator[tuple[bool, int, int]]:
+def _runs(chunk: bytes | bytearray, start: int, end: int, policy: ZeroPolicy) -> Iterator[tuple[bool, int, int]]:
     """(is_zero, start, end) runs of `chunk[start:end]`, offsets in `chunk`; zero runs are whole blocks
     from `start` and at least MIN_ZERO_RUN long (shorter ones are written as data).
 
@@ -270,8 +276,9 @@ def _runs(chunk: bytes, start: int, end: int, policy: ZeroPolicy) -> Iterator[tu
 class _Pipeline:
     """The producer and hasher threads and the queues between them and the writing thread."""
 
-    def __init__(self, source: ImageSource, chunk_size: int, depth: int, bmap: Bmap | None) -> None:
+    def __init__(self, source: ImageSource, chunk_size: int, depth: int, bmap: Bmap | None, full_hash: bool) -> None:
         self.source = source
+        self.full_hash = full_hash
         self.chunk_size = chunk_size
         self.bmap = bmap
         self.stop = threading.Event()
@@ -304,7 +311,8 @@ class _Pipeline:
 
     def _produce(self) -> None:
         try:
-            for chunk in self.source.chunks(self.chunk_size):
+            only = None if self.full_hash or self.bmap is None else [(s, e) for s, e, _ in self.bmap.extents()]
+            for chunk in self.source.chunks(self.chunk_size, only):
                 self.produced += 1
                 self.peak = max(self.peak, self.produced - min(self.written, self.hashed))
                 if not (self._put(self.to_hash, chunk) and self._put(self.to_write, chunk)):
@@ -322,7 +330,8 @@ class _Pipeline:
         index, current, offset = 0, None, 0
         try:
             for chunk in self.items(self.to_hash):
-                self.digest.update(chunk)
+                if self.full_hash:
+                    self.digest.update(chunk)
                 end_of_chunk = offset + len(chunk)
                 while index < len(checks) and checks[index][0] < end_of_chunk:
                     start, end, expected = checks[index]
@@ -340,7 +349,7 @@ class _Pipeline:
         except BaseException as exc:
             self._fail(exc)
 
-    def items(self, source: queue.Queue[object]) -> Iterator[bytes]:
+    def items(self, source: queue.Queue[object]) -> Iterator[bytes | bytearray]:
         """Chunks from `source` until the producer's end; stops early (returns) when a thread gave up."""
         while True:
             try:
@@ -351,7 +360,7 @@ class _Pipeline:
                 continue
             if item is _DONE:
                 return
-            assert isinstance(item, bytes)
+            assert isinstance(item, bytes | bytearray)
             yield item
 
     def close(self) -> None:
@@ -375,10 +384,13 @@ def _resolve_bmap(image: Path, bmap: Bmap | Path | str | None) -> Bmap | None:
 def write_image(image: ImageSource | str | os.PathLike[str], target: Target | str | os.PathLike[str], *,
                 bmap: Bmap | Path | str | None = "auto", verify: bool = True, chunk_size: int = CHUNK,
                 queue_depth: int = QUEUE_DEPTH, progress: Progress | None = None,
-                steps: StepRecorder | None = None) -> FlashSummary:
+                steps: StepRecorder | None = None, image_sha256: bool | None = None) -> FlashSummary:
     """Flash `image` to `target` (an opened `Target`, or a path opened with `open_target` and closed after).
 
-    `bmap`: "auto" uses the `.bmap` beside the image if there is one; None ignores it. With `steps`,
+    `bmap`: "auto" uses the `.bmap` beside the image if there is one; None ignores it.
+    `image_sha256`: hash the whole decompressed image. None (the default) does unless a `.bmap` has a
+    checksum on every range: those already prove the image's data, and hashing a gigabyte of zeros
+    (and, for a raw image, reading them) would cost more CPU than writing the data. With `steps`,
     the flash is recorded as a step `flash` whose arguments gain the byte counts and sha256.
     Raises `ImageCorrupt` (the image), `BenchError` (the target; `VerifyMismatch` on read-back),
     `ConfigError` (a missing image or bad bmap).
@@ -390,13 +402,13 @@ def write_image(image: ImageSource | str | os.PathLike[str], target: Target | st
     try:
         if steps is None:
             return _flash(source, opened, _resolve_bmap(source.path, bmap), verify, chunk_size, queue_depth,
-                          progress)
+                          progress, image_sha256)
         with steps.step("flash", image=str(source.path), target=str(opened.path)) as step:
             summary = _flash(source, opened, _resolve_bmap(source.path, bmap), verify, chunk_size, queue_depth,
-                             progress)
+                             progress, image_sha256)
             step.args.update(bytes=summary.image_size, written=summary.bytes_written,
                              skipped=summary.bytes_skipped, zeroed=summary.bytes_zeroed, sha256=summary.sha256,
-                             verified=summary.verified)
+                             identity=summary.identity, verified=summary.verified)
             step.detail = f"{summary.mb_per_s:,.1f} MB/s" + (", verified" if summary.verified else "")
             return summary
     finally:
@@ -405,7 +417,7 @@ def write_image(image: ImageSource | str | os.PathLike[str], target: Target | st
 
 
 def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool, chunk_size: int,
-           depth: int, progress: Progress | None) -> FlashSummary:
+           depth: int, progress: Progress | None, image_sha256: bool | None) -> FlashSummary:
     expected_size = bmap.image_size if bmap else source.size
     if target.size is not None and expected_size is not None and expected_size > target.size:
         raise BenchError(f"image {source.path} ({expected_size} bytes) does not fit on target {target.path} "
@@ -419,7 +431,11 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
     cursor = [0]
     extents = [(start, end) for start, end, _ in bmap.extents()] if bmap else None
     started = time.monotonic()
-    pipeline = _Pipeline(source, chunk_size, depth, bmap)
+    checked = bmap is not None and all(r.checksum for r in bmap.ranges)
+    full_hash = image_sha256 if image_sha256 is not None else not checked
+    if bmap is None and not full_hash:
+        raise ValueError("without a .bmap the image's sha256 is what verify and the summary rest on")
+    pipeline = _Pipeline(source, chunk_size, depth, bmap, full_hash)
     pipeline.start()
     try:
         for chunk in pipeline.items(pipeline.to_write):
@@ -467,12 +483,12 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
                                                      "medium until flashed again") from exc
         raise
     seconds = time.monotonic() - started
-    sha256 = pipeline.digest.hexdigest()
+    sha256 = pipeline.digest.hexdigest() if full_hash else None
     verified: bool | None = None
     verify_started = time.monotonic()
     if verify:
         if bmap is None:
-            groups = [([(0, offset)], "sha256", sha256)]
+            groups = [([(0, offset)], "sha256", pipeline.digest.hexdigest())]
         elif written_digest is not None:
             groups = [([(start, end) for start, end, _ in bmap.extents()], "sha256", written_digest.hexdigest())]
         else:
@@ -481,10 +497,18 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
         _verify(source, target, groups, chunk_size)
         verified = True
     summary = FlashSummary(str(source.path), str(target.path), sha256, offset, written, zeroed, skipped, seconds,
-                           verified, time.monotonic() - verify_started if verify else 0.0, pipeline.peak)
+                           verified, time.monotonic() - verify_started if verify else 0.0, pipeline.peak,
+                           _bmap_identity(bmap) if bmap is not None else None)
     if progress is not None:
         progress.finish(summary.line())
     return summary
+
+
+def _bmap_identity(bmap: Bmap) -> str:
+    """A sha256 naming the image as its bmap describes it: size, block size, each range and its checksum."""
+    text = f"{bmap.image_size} {bmap.block_size} {bmap.checksum_type}\n" + "".join(
+        f"{r.first}-{r.last} {r.checksum}\n" for r in bmap.ranges)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _verify(source: ImageSource, target: Target, groups: list[tuple[list[tuple[int, int]], str, str]],
