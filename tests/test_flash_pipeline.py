@@ -395,3 +395,25 @@ def test_a_checksummed_bmap_stands_in_for_the_image_hash_and_a_raw_image_is_read
     assert again.identity == summary.identity  # the same image names itself the same way
     full = write_image(tmp_path / "talos.raw", tmp_path / "card3.img", chunk_size=CHUNK, image_sha256=True)
     assert full.sha256 == hashlib.sha256(data).hexdigest() and full.identity == f"sha256:{full.sha256}"
+
+
+class RecordingTarget(Target):
+    calls: list[tuple[int, int, int]]
+
+    def write_behind(self, offset: int, length: int, settled: int) -> None:
+        self.calls.append((offset, length, settled))
+        super().write_behind(offset, length, settled)
+
+
+def test_writeback_is_started_per_chunk_and_waited_for_a_few_chunks_behind(tmp_path: Path) -> None:
+    (tmp_path / "talos.raw").write_bytes(os.urandom(3 * MIB))
+    card = tmp_path / "card.img"
+    target = RecordingTarget(card, os.open(card, os.O_RDWR | os.O_CREAT), block_device=False, fresh=True)
+    target.calls = []
+    try:
+        write_image(tmp_path / "talos.raw", target, bmap=None, chunk_size=CHUNK)
+    finally:
+        target.close()
+    assert [offset for offset, _, _ in target.calls] == list(range(0, 3 * MIB, CHUNK))
+    assert all(settled == offset - writer_module.WRITE_BEHIND_CHUNKS * CHUNK for offset, _, settled in target.calls)
+    assert writer_module._sync_file_range is not None  # glibc has it: the write-behind is real here
