@@ -397,7 +397,13 @@ class _Pipeline:
             assert isinstance(item, bytes | bytearray)
             yield item
 
+    def finish(self) -> None:
+        """After the writer saw the end: wait for the hasher to hash the chunks still queued (it has the end too)."""
+        for thread in self._threads:
+            thread.join()
+
     def close(self) -> None:
+        """Give up: tell the threads to stop; each wait in them wakes within _POLL_S to see it."""
         self.stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -500,6 +506,8 @@ def _flash(source: ImageSource, target: Target, bmap: Bmap | None, verify: bool,
                 known = expected_size or 0  # decompressed size if known, else the compressed bytes read
                 fraction = offset / known if known else source.compressed_read / max(source.compressed_size, 1)
                 progress.update(offset, fraction)
+        if pipeline.error is None:
+            pipeline.finish()
         pipeline.close()
         if pipeline.error is not None:
             raise pipeline.error
