@@ -469,6 +469,7 @@ class LoopDevice:
 @pytest.fixture
 def loop_device(tmp_path: Path):
     """A real loop device onto a 4 MB file (the tests run as root where losetup works)."""
+    # Only the real-device check needs this; the errno mapping it also covers is tested with a fake opener.
     if os.geteuid() != 0 or shutil.which("losetup") is None:
         pytest.skip("needs root and losetup for a real loop device")
     backing = tmp_path / "medium.img"

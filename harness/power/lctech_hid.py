@@ -13,16 +13,12 @@ family drops frames closer than ~50 ms (not measured on this module; the gap cos
 
 from __future__ import annotations
 
-import math
-import os
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from harness.power.base import PowerBackend, PowerContext, PowerSwitch, maybe_inverted
-from harness.power.lcus import frame
+from harness.power.lcus import frame, frame_pacing
 from harness.power.usbrelay_hid import HidNode, HidRelaySection, Opener
 from harness.transports.hidraw import HidrawDevice
 
@@ -35,23 +31,6 @@ SETTLE_S = 0.02  # the write returns when the frame left the host; the coil need
 def output_report(channel: int, on: bool) -> bytes:
     """What is written to the node: report number 0, then the LCUS frame."""
     return bytes((REPORT_ID,)) + frame(channel, int(on))
-
-
-@dataclass
-class _Spacing:
-    """When a module's last frame left, shared by every channel of it in this process."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    last_frame: float = -math.inf
-
-
-_spacing: dict[str, _Spacing] = {}
-_spacing_lock = threading.Lock()
-
-
-def _spacing_for(key: str) -> _Spacing:
-    with _spacing_lock:
-        return _spacing.setdefault(key, _Spacing())
 
 
 class LctechHidRelay:
@@ -71,7 +50,7 @@ class LctechHidRelay:
     def set(self, on: bool) -> None:
         with self.node.open() as hid:
             # /dev/hidraw3 and a udev identity can name the same module: the gap must hold across both.
-            spacing = _spacing_for(os.path.realpath(hid.path))
+            spacing = frame_pacing(hid.path)
             with spacing.lock:
                 wait = spacing.last_frame + self.frame_gap_s - time.monotonic()
                 if wait > 0:

@@ -49,22 +49,23 @@ def frame(channel: int, op: int) -> bytes:
 
 
 @dataclass
-class _Line:
-    """One module's port as seen by this process: a lock, and when its last frame left."""
+class FramePacing:
+    """One module's port as seen by this process: a lock, and when its last frame left. The LCTech HID
+    relays take the same frames at the same pace, so they share this."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_frame: float = -math.inf
 
 
-_lines: dict[str, _Line] = {}
+_lines: dict[str, FramePacing] = {}
 _lines_lock = threading.Lock()
 
 
-def _line_for(url: str) -> _Line:
+def frame_pacing(url: str) -> FramePacing:
     # /dev/serial/by-id/... and /dev/ttyUSB0 can name the same module; the gap must hold across both.
     key = os.path.realpath(url) if is_device_path(url) else url
     with _lines_lock:
-        return _lines.setdefault(key, _Line())
+        return _lines.setdefault(key, FramePacing())
 
 
 class LcusRelay:
@@ -92,7 +93,7 @@ class LcusRelay:
         self.invert = invert
         self.frame_gap_s = frame_gap_s
         self.description = f"LCUS relay {url} channel {channel}" + (" (inverted)" if invert else "")
-        self._line = _line_for(url)
+        self._line = frame_pacing(url)
         self._locate = locate or (lambda: url)
         self._commanded: bool | None = None
 

@@ -22,6 +22,7 @@ reports the opposite of its relay), `stall` (accepts, never answers: the client 
 
 from __future__ import annotations
 
+import abc
 import base64
 import binascii
 import hashlib
@@ -95,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class PlugDouble:
+class PlugDouble(abc.ABC):
     """What every plug double shares: the server thread, the relays, the faults and `on_change`.
 
     `states[channel]` is each relay's contact (False at start, as after `PowerOnState 0`);
@@ -150,8 +151,9 @@ class PlugDouble:
         """The state the device says it is in: the truth, unless `wrong-readback` is on."""
         return self.states[channel] != (self._fault == "wrong-readback")
 
+    @abc.abstractmethod
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        raise NotImplementedError
+        """One request as the device answers it: (status, headers, body). Each device double says how."""
 
     def close(self) -> None:
         self.unstalled.set()

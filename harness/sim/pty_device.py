@@ -7,6 +7,7 @@ implement only what the device does with the bytes.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import select
@@ -17,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 
-class PtyDevice:
+class PtyDevice(abc.ABC):
     def __init__(self, name: str) -> None:
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
@@ -29,8 +30,9 @@ class PtyDevice:
         """Start reading; subclasses call it last in their __init__, once their state exists."""
         self._reader.start()
 
+    @abc.abstractmethod
     def received(self, data: bytes) -> None:
-        raise NotImplementedError
+        """What the device does with the bytes the driver wrote; each device double says."""
 
     def write(self, data: bytes) -> None:
         with contextlib.suppress(OSError):
